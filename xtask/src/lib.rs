@@ -1,1 +1,69 @@
-//! x
+//! Project automation as a library: finds (or installs) the wasm32 C/C++
+//! toolchain and compiles every plugin in `cpp-plugins/` to
+//! `target/plugins/<name>.wasm`. The `xtask` binary drives it from the
+//! command line; the end-to-end tests call [`plugin_path`] so `cargo test`
+//! builds what it needs by itself.
+//!
+//! Builds are incremental and safe to run from several processes at once:
+//! each output is written to a temporary file in the output directory and
+//! renamed into place, next to a stamp that says what produced it.
+
+mod build_comment;
+mod plugins;
+mod toolchain;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context as _};
+
+pub use build_comment::BuildComment;
+pub use toolchain::{ensure_toolchain, Toolchain, INSTALL_COMMAND};
+
+/// The workspace root: the directory above this crate.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// The folder that holds the plugin sources and `include/wasmplug.h`.
+pub fn plugins_source_dir() -> PathBuf {
+    project_root().join("cpp-plugins")
+}
+
+/// Where compiled plugins land: `<root>/target/plugins`, whatever
+/// `CARGO_TARGET_DIR` says, so every tool finds them in one place.
+pub fn plugins_out_dir() -> PathBuf {
+    project_root().join("target").join("plugins")
+}
+
+/// Builds every plugin whose source, header, flags or compiler changed and
+/// returns the paths of all plugins, sorted.
+pub fn build_plugins() -> anyhow::Result<Vec<PathBuf>> {
+    let toolchain = ensure_toolchain()?;
+    plugins::build_all(&toolchain, &plugins_source_dir(), &plugins_out_dir())
+}
+
+/// The path of the compiled plugin `name` (a source file stem, like
+/// `numeric`). The first call in a process builds all plugins; later calls
+/// reuse that result, including its error.
+pub fn plugin_path(name: &str) -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<Vec<PathBuf>, String>> = OnceLock::new();
+    let built = BUILT
+        .get_or_init(|| build_plugins().map_err(|error| format!("{error:#}")))
+        .as_ref()
+        .map_err(|error| anyhow::anyhow!("{error}"))
+        .context("cannot build the plugins")?;
+    let file_name = format!("{name}.wasm");
+    if let Some(path) = built.iter().find(|path| path.file_name() == Some(file_name.as_ref())) {
+        return Ok(path.clone());
+    }
+    let known: Vec<String> = built
+        .iter()
+        .filter_map(|path| path.file_stem())
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .collect();
+    bail!("unknown plugin `{name}`; known plugins: {}", known.join(", "))
+}

@@ -1,1 +1,121 @@
-//! x
+//! Support for the end-to-end tests: the C/C++ plugins, built once per test
+//! process by the same code as `cargo xtask build-plugins`, one shared
+//! [`Runtime`], and the `wasmplug` command run in-process with its output
+//! captured.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use wasmplug_runtime::{Plugin, PluginConfig, Runtime, RuntimeConfig, RuntimeError};
+
+/// The path of the compiled plugin `name` (`target/plugins/<name>.wasm`),
+/// building every plugin first if needed. Panics with the toolchain's own
+/// message (which names the install command) when it cannot build.
+pub fn plugin_path(name: &str) -> PathBuf {
+    match xtask::plugin_path(name) {
+        Ok(path) => path,
+        Err(error) => panic!("cannot build plugin `{name}`: {error:#}"),
+    }
+}
+
+/// The bytes of the compiled plugin `name`.
+pub fn plugin_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(plugin_path(name)).expect("built plugin is readable")
+}
+
+/// Every compiled plugin's name, sorted.
+pub fn plugin_names() -> Vec<String> {
+    let paths = xtask::build_plugins().expect("plugins build");
+    let mut names: Vec<String> = paths
+        .iter()
+        .filter_map(|path| Some(path.file_stem()?.to_str()?.to_owned()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// One runtime for the whole test process, as a service would have.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::new(RuntimeConfig {
+            pool_instances: 256,
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime starts")
+    })
+}
+
+/// Loads plugin `name` with `config`.
+pub fn load_with(name: &str, config: &PluginConfig) -> Result<Plugin, RuntimeError> {
+    runtime().load(name, &plugin_bytes(name), config)
+}
+
+/// Loads plugin `name` with the default configuration, which must succeed.
+pub fn load(name: &str) -> Plugin {
+    match load_with(name, &PluginConfig::default()) {
+        Ok(plugin) => plugin,
+        Err(error) => panic!("cannot load `{name}`: {error}"),
+    }
+}
+
+/// What one run of the `wasmplug` command printed.
+#[derive(Debug)]
+pub struct CliOutput {
+    /// The exit code.
+    pub code: u8,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// A transcript for snapshots: the command, its output and exit code.
+    pub fn transcript(&self, command: &str) -> String {
+        let mut text = format!("$ {command}\n");
+        if !self.stdout.is_empty() {
+            text.push_str(&format!("[stdout]\n{}", ensure_newline(&self.stdout)));
+        }
+        if !self.stderr.is_empty() {
+            text.push_str(&format!("[stderr]\n{}", ensure_newline(&self.stderr)));
+        }
+        text.push_str(&format!("[exit {}]\n", self.code));
+        text
+    }
+}
+
+/// Runs `wasmplug <args>` in-process; `{name}.wasm` arguments that name a
+/// plugin are resolved to its built path, and the transcript shows them as
+/// `target/plugins/<name>.wasm`.
+pub fn wasmplug(args: &[&str]) -> CliOutput {
+    let resolved: Vec<String> = std::iter::once("wasmplug".to_owned())
+        .chain(args.iter().map(|arg| {
+            match arg
+                .strip_prefix("target/plugins/")
+                .and_then(|rest| rest.strip_suffix(".wasm"))
+            {
+                Some(name) => plugin_path(name).display().to_string(),
+                None => (*arg).to_owned(),
+            }
+        }))
+        .collect();
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let code = wasmplug_cli::main_with(resolved, &mut stdout, &mut stderr);
+    let root = xtask::project_root().display().to_string();
+    let clean = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).replace(&format!("{root}/"), "");
+    CliOutput {
+        code,
+        stdout: clean(stdout),
+        stderr: clean(stderr),
+    }
+}
+
+fn ensure_newline(text: &str) -> String {
+    if text.ends_with('\n') {
+        text.to_owned()
+    } else {
+        format!("{text}\n")
+    }
+}

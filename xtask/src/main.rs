@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use wasmplug_inspect::ModuleReport;
-use xshell::Shell;
+use xshell::{cmd, Shell};
 use xtask::{build_plugins, plugins_out_dir, project_root};
 
 const HELP: &str = "\
@@ -17,6 +17,12 @@ commands:
     inspect <path-or-name>   print a module's imports, exports and memories;
                              a bare name like `numeric` means the built plugin
                              target/plugins/numeric.wasm
+    serve [args...]          build the plugins and start the service on
+                             127.0.0.1:8080 with them loaded (extra args go to
+                             `wasmplug serve`)
+    ci                       everything CI checks: toolchain (installed if
+                             missing), formatting, clippy, every test, the
+                             WasmEdge backend's compile check
     help                     print this message
 ";
 
@@ -42,6 +48,19 @@ fn main() -> anyhow::Result<()> {
             let report =
                 ModuleReport::from_bytes(&bytes).with_context(|| format!("cannot inspect {}", path.display()))?;
             print!("{}", report.render_text());
+        }
+        Some("serve") => {
+            build_plugins()?;
+            let plugins = plugins_out_dir();
+            cmd!(
+                sh,
+                "cargo run --release --package wasmplug-cli -- serve --plugins {plugins} --listen 127.0.0.1:8080 {rest...}"
+            )
+            .run()?;
+        }
+        Some("ci") => {
+            no_more_arguments("ci", &rest)?;
+            ci(&sh)?;
         }
         Some("help" | "--help" | "-h") | None => print!("{HELP}"),
         Some(other) => bail!("unknown command `{other}`\n\n{HELP}"),
@@ -74,4 +93,29 @@ fn resolve_module(target: &str) -> anyhow::Result<PathBuf> {
         bail!("no plugin named `{target}` in {}", plugins_out_dir().display());
     }
     Ok(path)
+}
+
+/// What `.ci/run` runs, in order of how fast each step fails.
+fn ci(sh: &Shell) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    build_plugins().context("building the plugins")?;
+    cmd!(sh, "cargo fmt --all -- --check").run()?;
+    cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
+    {
+        let _insta = sh.push_env("INSTA_UPDATE", "no");
+        let _backtrace = sh.push_env("RUST_BACKTRACE", "1");
+        cmd!(sh, "cargo test --workspace").run()?;
+    }
+    {
+        // Type-checks the WasmEdge backend without libwasmedge: wasmedge-sys
+        // then uses its bundled bindings and links nothing.
+        let _docs_rs = sh.push_env("DOCS_RS", "1");
+        cmd!(
+            sh,
+            "cargo check --package wasmplug-runtime --features wasmedge --all-targets"
+        )
+        .run()?;
+    }
+    eprintln!("ci: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
 }

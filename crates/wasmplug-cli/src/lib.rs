@@ -1,0 +1,67 @@
+//! The `wasmplug` command as a library: one verb per file (`run`,
+//! `inspect`, `serve`). [`main_with`] takes the arguments and the output
+//! streams, so tests drive exactly what the binary runs. Errors print as one
+//! line on stderr and exit non-zero; no verb panics on bad input.
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+
+pub mod inspect;
+pub mod run;
+pub mod serve;
+
+/// Load and run WebAssembly plugins written in C/C++.
+#[derive(Debug, Parser)]
+#[command(name = "wasmplug", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Call one exported function of a module, like `wasmedge --reactor plugin.wasm process 21`.
+    Run(run::RunArgs),
+    /// List a module's imports and exports, and check it against the plugin contract.
+    Inspect(inspect::InspectArgs),
+    /// Serve a directory of plugins over HTTP.
+    Serve(serve::ServeArgs),
+}
+
+/// Runs the command line `args` (the first is the program name), writing to
+/// `stdout` and `stderr`. Returns the process exit code: 0 success, 1 a
+/// failure, 2 a usage error (or, for `inspect`, an unreadable module).
+pub fn main_with<I, T>(args: I, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let use_stderr = error.use_stderr();
+            let text = error.render().to_string();
+            let _ = if use_stderr { stderr.write_all(text.as_bytes()) } else { stdout.write_all(text.as_bytes()) };
+            return if use_stderr { 2 } else { 0 };
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(args, stdout, stderr),
+        Command::Inspect(args) => inspect::run(args, stdout, stderr),
+        Command::Serve(args) => serve::run(args).map(|()| 0),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            let _ = writeln!(stderr, "error: {}", one_line(&error));
+            1
+        }
+    }
+}
+
+/// The error chain on one line, outermost first.
+fn one_line(error: &anyhow::Error) -> String {
+    format!("{error:#}").replace('\n', " ")
+}

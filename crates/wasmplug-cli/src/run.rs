@@ -1,0 +1,146 @@
+//! `wasmplug run <module> <function> [args...]`: the equivalent of
+//! `wasmedge --reactor plugin.wasm process 21`. Arguments are parsed by the
+//! export's signature; results print on one line. With `--input` or
+//! `--input-file` the function is called through the bytes ABI and its
+//! output is written raw to stdout.
+
+use std::io::{Read as _, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use wasmplug_runtime::{CallOutcome, DirGrant, EngineKind, PluginConfig, Runtime, RuntimeConfig};
+
+/// Arguments of `wasmplug run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The module to load (a `.wasm` file).
+    module: PathBuf,
+    /// The exported function to call.
+    function: String,
+    /// Arguments, parsed by the function's signature (`21`, `-3`, `0x10`, `1.5`).
+    #[arg(allow_negative_numbers = true)]
+    args: Vec<String>,
+    /// Accepted for compatibility with `wasmedge --reactor`: wasmplug always
+    /// treats modules as reactors and runs `_initialize` first.
+    #[arg(long)]
+    reactor: bool,
+    /// Bytes-ABI input, as text.
+    #[arg(long, conflicts_with = "input_file")]
+    input: Option<String>,
+    /// Bytes-ABI input from a file, or `-` for standard input.
+    #[arg(long)]
+    input_file: Option<PathBuf>,
+    /// Wall-clock limit for the call, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    timeout: Option<u64>,
+    /// Fuel budget (about one unit per wasm instruction).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Largest linear memory, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_memory: Option<u64>,
+    /// Environment variable for a WASI plugin (repeatable); none by default.
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Directory for a WASI plugin, `HOST::GUEST[::rw]` (repeatable); none by default.
+    #[arg(long = "dir", value_name = "HOST::GUEST")]
+    dirs: Vec<DirGrant>,
+    /// Which engine runs the module.
+    #[arg(long, default_value = "wasmtime")]
+    engine: EngineKind,
+    /// Print a JSON object: results, output, logs, stdout, stderr, duration, fuel.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the verb.
+pub fn run(args: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::Result<u8> {
+    let mut config = PluginConfig::default();
+    if let Some(timeout) = args.timeout {
+        config.limits.call_timeout = Duration::from_millis(timeout);
+    }
+    config.limits.fuel = args.fuel;
+    if let Some(max_memory) = args.max_memory {
+        config.limits.max_memory_bytes = max_memory;
+    }
+    config.wasi.env = args.env.clone();
+    config.wasi.dirs = args.dirs.clone();
+    config.engine = args.engine;
+
+    let runtime = Runtime::new(RuntimeConfig {
+        pool_instances: 16,
+        ..RuntimeConfig::default()
+    })?;
+    let plugin = runtime
+        .load_file(&args.module, &config)
+        .with_context(|| format!("cannot load {}", args.module.display()))?;
+
+    let input = match (&args.input, &args.input_file) {
+        (Some(text), _) => Some(text.clone().into_bytes()),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes).context("cannot read standard input")?;
+            Some(bytes)
+        }
+        (None, Some(path)) => Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?),
+        (None, None) => None,
+    };
+
+    let started = Instant::now();
+    let outcome = match input {
+        Some(input) => {
+            anyhow::ensure!(args.args.is_empty(), "bytes-ABI calls take their input from --input, not arguments");
+            plugin.invoke(&args.function, input)?
+        }
+        None => {
+            let values = plugin.function(&args.function)?.parse_args(&args.args)?;
+            plugin.call(&args.function, &values)?
+        }
+    };
+    let elapsed = started.elapsed();
+
+    if args.json {
+        print_json(&outcome, elapsed, stdout)?;
+    } else {
+        print_plain(&outcome, stdout, stderr)?;
+    }
+    Ok(0)
+}
+
+fn print_plain(outcome: &CallOutcome, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::Result<()> {
+    stderr.write_all(&outcome.stderr)?;
+    for record in &outcome.logs {
+        writeln!(stderr, "[{}] {}", record.level.as_str(), record.message)?;
+    }
+    stdout.write_all(&outcome.stdout)?;
+    stdout.write_all(&outcome.output)?;
+    if !outcome.results.is_empty() {
+        let line: Vec<String> = outcome.results.iter().map(ToString::to_string).collect();
+        writeln!(stdout, "{}", line.join(" "))?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+fn print_json(outcome: &CallOutcome, elapsed: Duration, stdout: &mut dyn Write) -> anyhow::Result<()> {
+    let json = serde_json::json!({
+        "results": outcome.results.iter().map(|value| value.to_json()).collect::<Vec<_>>(),
+        "output": String::from_utf8_lossy(&outcome.output),
+        "logs": outcome.logs,
+        "stdout": String::from_utf8_lossy(&outcome.stdout),
+        "stderr": String::from_utf8_lossy(&outcome.stderr),
+        "duration_us": elapsed.as_micros() as u64,
+        "fuel_consumed": outcome.fuel_consumed,
+    });
+    writeln!(stdout, "{}", serde_json::to_string_pretty(&json)?)?;
+    Ok(())
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not K=V")),
+    }
+}

@@ -1,0 +1,146 @@
+//! Call overhead, each case beside its raw-wasmtime baseline measured in the
+//! same run: a warm typed call against `TypedFunc::call`, a fresh-instance
+//! call against a pooled `InstancePre::instantiate` + call, the bytes ABI at
+//! 1 KiB and 64 KiB, loading from the disk cache against compiling, and the
+//! seed document's host (a new engine, store and WASI context per execution).
+//!
+//! Run with `cargo bench -p wasmplug-runtime --bench calls`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use wasmplug_runtime::{PluginConfig, Runtime, RuntimeConfig, Value};
+
+fn plugin(name: &str) -> Vec<u8> {
+    let path = xtask::plugin_path(name).expect("plugins build");
+    std::fs::read(path).expect("plugin is readable")
+}
+
+fn runtime() -> Runtime {
+    Runtime::new(RuntimeConfig {
+        pool_instances: 64,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime starts")
+}
+
+fn raw_pooled_engine() -> wasmtime::Engine {
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_core_instances(64).total_memories(64).total_tables(64);
+    let mut config = wasmtime::Config::new();
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    wasmtime::Engine::new(&config).unwrap()
+}
+
+fn warm_typed_call(c: &mut Criterion) {
+    let bytes = plugin("process");
+    let mut group = c.benchmark_group("warm_typed_call");
+
+    let engine = wasmtime::Engine::default();
+    let module = wasmtime::Module::new(&engine, &bytes).unwrap();
+    let mut store = wasmtime::Store::new(&engine, ());
+    let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+    let process = instance.get_typed_func::<i32, i32>(&mut store, "process").unwrap();
+    group.bench_function("raw_wasmtime", |b| {
+        b.iter(|| process.call(&mut store, black_box(21)).unwrap())
+    });
+
+    let runtime = runtime();
+    let plugin = runtime.load("process", &bytes, &PluginConfig::default()).unwrap();
+    let mut instance = plugin.instance().unwrap();
+    let process = instance.typed::<i32, i32>("process").unwrap();
+    group.bench_function("wasmplug", |b| {
+        b.iter(|| instance.call_typed(&process, black_box(21)).unwrap())
+    });
+    group.finish();
+}
+
+fn fresh_instance_call(c: &mut Criterion) {
+    let bytes = plugin("process");
+    let mut group = c.benchmark_group("fresh_instance_call");
+
+    let engine = raw_pooled_engine();
+    let module = wasmtime::Module::new(&engine, &bytes).unwrap();
+    let linker = wasmtime::Linker::<()>::new(&engine);
+    let pre = linker.instantiate_pre(&module).unwrap();
+    group.bench_function("raw_wasmtime_instance_pre", |b| {
+        b.iter(|| {
+            let mut store = wasmtime::Store::new(&engine, ());
+            let instance = pre.instantiate(&mut store).unwrap();
+            let process = instance.get_typed_func::<i32, i32>(&mut store, "process").unwrap();
+            process.call(&mut store, black_box(21)).unwrap()
+        })
+    });
+
+    let runtime = runtime();
+    let plugin = runtime.load("process", &bytes, &PluginConfig::default()).unwrap();
+    let args = [Value::I32(21)];
+    group.bench_function("wasmplug", |b| {
+        b.iter(|| plugin.call("process", black_box(&args)).unwrap())
+    });
+
+    group.bench_function("naive_per_execution_host", |b| {
+        b.iter(|| {
+            // What the seed's Go host does for every execution: a new VM with
+            // WASI, the module loaded, validated and instantiated, then the call.
+            let engine = wasmtime::Engine::default();
+            let module = wasmtime::Module::new(&engine, &bytes).unwrap();
+            let mut linker = wasmtime::Linker::new(&engine);
+            wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx).unwrap();
+            let wasi = wasmtime_wasi::WasiCtxBuilder::new().build_p1();
+            let mut store = wasmtime::Store::new(&engine, wasi);
+            let instance = linker.instantiate(&mut store, &module).unwrap();
+            let process = instance.get_typed_func::<i32, i32>(&mut store, "process").unwrap();
+            process.call(&mut store, black_box(21)).unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn bytes_abi_round_trip(c: &mut Criterion) {
+    let runtime = runtime();
+    let plugin = runtime
+        .load("upper", &plugin("upper"), &PluginConfig::default())
+        .unwrap();
+    let mut group = c.benchmark_group("bytes_abi_round_trip");
+    for size in [1024usize, 64 * 1024] {
+        let input = bytes::Bytes::from(vec![b'a'; size]);
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(BenchmarkId::new("wasmplug_upper", size), &input, |b, input| {
+            b.iter(|| plugin.invoke("upper", input.clone()).unwrap())
+        });
+    }
+    group.finish();
+}
+
+fn load_from_cache(c: &mut Criterion) {
+    let bytes = plugin("json_stats");
+    let config = PluginConfig::default();
+    let mut group = c.benchmark_group("load");
+    group.sample_size(10);
+    let uncached = runtime();
+    group.bench_function("compile", |b| {
+        b.iter(|| uncached.load("json_stats", &bytes, &config).unwrap())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cached = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.path().to_owned()),
+        pool_instances: 64,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    cached.load("json_stats", &bytes, &config).unwrap();
+    group.bench_function("disk_cache", |b| {
+        b.iter(|| cached.load("json_stats", &bytes, &config).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    warm_typed_call,
+    fresh_instance_call,
+    bytes_abi_round_trip,
+    load_from_cache
+);
+criterion_main!(benches);

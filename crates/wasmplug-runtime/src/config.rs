@@ -1,0 +1,292 @@
+//! Configuration: [`RuntimeConfig`] for the whole runtime, and per plugin a
+//! [`PluginConfig`] with its [`Limits`], [`WasiGrants`], [`InstancePolicy`] and
+//! [`EngineKind`]. A plugin's manifest (`<name>.toml`) deserializes into a
+//! `PluginConfig`; everything missing takes the safe default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wasmplug_inspect::RequiredExport;
+
+/// Settings shared by every plugin a [`crate::Runtime`] loads.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled modules are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// How often the shared epoch ticker advances; timeouts are accurate to
+    /// about one tick.
+    pub epoch_tick: Duration,
+    /// Instance slots in the pooling allocator, per engine configuration.
+    pub pool_instances: u32,
+    /// Largest linear memory any plugin may have, which bounds the per-plugin
+    /// [`Limits::max_memory_bytes`].
+    pub pool_max_memory_bytes: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            epoch_tick: Duration::from_millis(5),
+            pool_instances: 1000,
+            pool_max_memory_bytes: 4 << 30,
+        }
+    }
+}
+
+/// Which engine runs a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Wasmtime with Cranelift: the default.
+    #[default]
+    Wasmtime,
+    /// WasmEdge through wasmedge-sdk; needs the `wasmedge` cargo feature.
+    WasmEdge,
+}
+
+impl EngineKind {
+    /// The engine's name as configuration spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Wasmtime => "wasmtime",
+            EngineKind::WasmEdge => "wasmedge",
+        }
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "wasmtime" => Ok(EngineKind::Wasmtime),
+            "wasmedge" => Ok(EngineKind::WasmEdge),
+            other => Err(format!("unknown engine `{other}` (expected wasmtime or wasmedge)")),
+        }
+    }
+}
+
+/// How WasmEdge executes a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionMode {
+    /// WasmEdge's interpreter (the default).
+    #[default]
+    Interpreter,
+    /// Ahead-of-time compiled by WasmEdge's AOT compiler, cached on disk.
+    Aot,
+}
+
+/// Hard limits on one call. Each breach is its own [`crate::RuntimeError`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock time one call may take, including `_initialize`.
+    #[serde(rename = "call_timeout_ms", with = "millis")]
+    pub call_timeout: Duration,
+    /// Fuel budget per call (roughly one unit per wasm instruction); `None`
+    /// means unmetered, which is faster.
+    pub fuel: Option<u64>,
+    /// Largest linear memory the plugin may grow to.
+    pub max_memory_bytes: u64,
+    /// Wasm stack the plugin may use.
+    pub max_stack_bytes: usize,
+    /// Bytes a call may write through `output_write`.
+    pub max_output_bytes: usize,
+    /// Bytes a call may write through `log`, and separately to each of WASI
+    /// stdout and stderr.
+    pub max_log_bytes: usize,
+    /// Instances of this plugin that may run at once; more calls get `Busy`.
+    pub max_concurrent_instances: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            call_timeout: Duration::from_secs(1),
+            fuel: None,
+            max_memory_bytes: 64 << 20,
+            max_stack_bytes: 512 << 10,
+            max_output_bytes: 16 << 20,
+            max_log_bytes: 64 << 10,
+            max_concurrent_instances: 64,
+        }
+    }
+}
+
+/// A host directory made visible to a plugin through WASI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the plugin sees it, e.g. `/data`.
+    pub guest: String,
+    /// Whether the plugin may only read.
+    #[serde(default = "yes")]
+    pub read_only: bool,
+}
+
+impl std::str::FromStr for DirGrant {
+    type Err = String;
+
+    /// Parses `HOST::GUEST` (read-only) or `HOST::GUEST::rw`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.split("::");
+        let (Some(host), Some(guest)) = (parts.next(), parts.next()) else {
+            return Err(format!("`{s}` is not HOST::GUEST"));
+        };
+        let read_only = match parts.next() {
+            None | Some("ro") => true,
+            Some("rw") => false,
+            Some(other) => return Err(format!("`{other}` in `{s}` is neither ro nor rw")),
+        };
+        if host.is_empty() || guest.is_empty() {
+            return Err(format!("`{s}` is not HOST::GUEST"));
+        }
+        Ok(DirGrant {
+            host: host.into(),
+            guest: guest.into(),
+            read_only,
+        })
+    }
+}
+
+/// What a WASI plugin may see of the host. Nothing by default: no
+/// directories, no environment, no arguments, no network. Clocks and random
+/// numbers are always available.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WasiGrants {
+    /// Environment variables the plugin sees (never the host's own).
+    pub env: Vec<(String, String)>,
+    /// Directories the plugin may open.
+    pub dirs: Vec<DirGrant>,
+    /// Command-line arguments the plugin sees.
+    pub args: Vec<String>,
+}
+
+/// Whether calls share instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "mode", deny_unknown_fields)]
+pub enum InstancePolicy {
+    /// Every call gets a fresh instance: no state survives a call. The default.
+    #[default]
+    Fresh,
+    /// Calls reuse warm instances from a bounded pool; memory and globals
+    /// carry over between calls. An instance is dropped, not reused, after
+    /// any failed call, and after `max_uses` calls.
+    Reuse {
+        /// How many idle instances to keep.
+        pool_size: usize,
+        /// How many calls one instance serves before it is replaced.
+        max_uses: u64,
+    },
+}
+
+/// Everything about how one plugin is loaded and run.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Per-call limits.
+    pub limits: Limits,
+    /// WASI capabilities.
+    pub wasi: WasiGrants,
+    /// Exports the plugin must have, with signatures, e.g. `process:(i32)->i32`.
+    #[serde(with = "required_exports")]
+    pub required_exports: Vec<RequiredExport>,
+    /// Which engine runs it.
+    pub engine: EngineKind,
+    /// How WasmEdge executes it (ignored by wasmtime).
+    pub execution_mode: ExecutionMode,
+    /// Whether calls share instances.
+    pub instances: InstancePolicy,
+}
+
+impl PluginConfig {
+    /// Reads a manifest written in TOML.
+    pub fn from_toml(text: &str) -> Result<PluginConfig, String> {
+        toml::from_str(text).map_err(|error| error.message().to_owned())
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(duration.as_millis().try_into().unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+mod required_exports {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use wasmplug_inspect::RequiredExport;
+
+    pub fn serialize<S: Serializer>(exports: &[RequiredExport], serializer: S) -> Result<S::Ok, S::Error> {
+        exports
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<RequiredExport>, D::Error> {
+        Vec::<String>::deserialize(deserializer)?
+            .iter()
+            .map(|text| text.parse().map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_defaults_and_overrides() {
+        let config = PluginConfig::from_toml(
+            r#"
+            required_exports = ["process:(i32)->i32"]
+            [limits]
+            call_timeout_ms = 250
+            fuel = 1000000
+            [wasi]
+            env = [["MODE", "test"]]
+            dirs = [{ host = "/srv/data", guest = "/data" }]
+            [instances]
+            mode = "reuse"
+            pool_size = 4
+            max_uses = 100
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.limits.call_timeout, Duration::from_millis(250));
+        assert_eq!(config.limits.fuel, Some(1_000_000));
+        assert_eq!(config.limits.max_memory_bytes, Limits::default().max_memory_bytes);
+        assert!(config.wasi.dirs[0].read_only);
+        assert_eq!(config.instances, InstancePolicy::Reuse { pool_size: 4, max_uses: 100 });
+        assert_eq!(config.required_exports[0].to_string(), "process:(i32) -> i32");
+        assert!(PluginConfig::from_toml("[limits]\ncall_timeout = 3").is_err());
+    }
+
+    #[test]
+    fn dir_grants_parse() {
+        let grant: DirGrant = "/srv/data::/data".parse().unwrap();
+        assert!(grant.read_only);
+        let grant: DirGrant = "/tmp/x::/out::rw".parse().unwrap();
+        assert!(!grant.read_only);
+        assert!("/tmp".parse::<DirGrant>().is_err());
+    }
+}

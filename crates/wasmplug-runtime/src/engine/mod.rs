@@ -1,0 +1,103 @@
+//! The small internal interface every engine implements, and the enums that
+//! dispatch to the engines compiled in (no `dyn` on the call path).
+//!
+//! An engine turns a validated module into a [`Compiled`] plugin, which makes
+//! [`Instance`]s; an instance runs calls against per-call [`CallState`] and
+//! reports stdio and fuel. Everything engine-neutral (argument checks, the
+//! host ABI's logic, concurrency limits, instance policy) lives above this
+//! line, in [`crate::Plugin`].
+
+use bytes::Bytes;
+
+use crate::host::CallState;
+use crate::{RuntimeError, Value};
+
+pub(crate) mod wasmtime;
+#[cfg(feature = "wasmedge")]
+pub(crate) mod wasmedge;
+
+/// A compiled plugin of one engine.
+pub(crate) trait CompiledBackend: Send + Sync + 'static {
+    /// The engine's instance type.
+    type Instance: InstanceBackend;
+
+    /// A fresh instance, with `_initialize` (or `__wasm_call_ctors`) already
+    /// run, its deadline and fuel armed for a first call.
+    fn instantiate(&self, state: CallState) -> Result<Self::Instance, RuntimeError>;
+}
+
+/// One live instance of a plugin.
+pub(crate) trait InstanceBackend: Send + 'static {
+    /// Re-arms the deadline and fuel and resets the call state, before every
+    /// call on an instance that already served one.
+    fn begin_call(&mut self, input: Bytes);
+
+    /// Calls exported function number `function` (an index into the plugin's
+    /// function list) with arguments already checked against its signature.
+    fn call(&mut self, function: usize, args: &[Value], results: &mut Vec<Value>) -> Result<(), RuntimeError>;
+
+    /// The per-call host state (output, logs).
+    fn state(&mut self) -> &mut CallState;
+
+    /// What the plugin wrote to WASI stdout and stderr since the last take.
+    fn take_stdio(&mut self) -> (Vec<u8>, Vec<u8>);
+
+    /// Fuel consumed since `begin_call`, when metered.
+    fn fuel_consumed(&mut self) -> Option<u64>;
+}
+
+/// A compiled plugin, of whichever engine.
+pub(crate) enum Compiled {
+    Wasmtime(wasmtime::Compiled),
+    #[cfg(feature = "wasmedge")]
+    WasmEdge(wasmedge::Compiled),
+}
+
+/// An instance, of whichever engine.
+pub(crate) enum Instance {
+    Wasmtime(wasmtime::Instance),
+    #[cfg(feature = "wasmedge")]
+    WasmEdge(wasmedge::Instance),
+}
+
+macro_rules! dispatch {
+    ($value:expr, $name:ident => $body:expr) => {
+        match $value {
+            Self::Wasmtime($name) => $body,
+            #[cfg(feature = "wasmedge")]
+            Self::WasmEdge($name) => $body,
+        }
+    };
+}
+
+impl Compiled {
+    pub fn instantiate(&self, state: CallState) -> Result<Instance, RuntimeError> {
+        match self {
+            Compiled::Wasmtime(compiled) => compiled.instantiate(state).map(Instance::Wasmtime),
+            #[cfg(feature = "wasmedge")]
+            Compiled::WasmEdge(compiled) => compiled.instantiate(state).map(Instance::WasmEdge),
+        }
+    }
+}
+
+impl Instance {
+    pub fn begin_call(&mut self, input: Bytes) {
+        dispatch!(self, instance => instance.begin_call(input))
+    }
+
+    pub fn call(&mut self, function: usize, args: &[Value], results: &mut Vec<Value>) -> Result<(), RuntimeError> {
+        dispatch!(self, instance => instance.call(function, args, results))
+    }
+
+    pub fn state(&mut self) -> &mut CallState {
+        dispatch!(self, instance => instance.state())
+    }
+
+    pub fn take_stdio(&mut self) -> (Vec<u8>, Vec<u8>) {
+        dispatch!(self, instance => instance.take_stdio())
+    }
+
+    pub fn fuel_consumed(&mut self) -> Option<u64> {
+        dispatch!(self, instance => instance.fuel_consumed())
+    }
+}

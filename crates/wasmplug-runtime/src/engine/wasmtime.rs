@@ -1,0 +1,525 @@
+//! The wasmtime engine: pooled, copy-on-write instances from an
+//! [`InstancePre`], epoch-based timeouts, optional fuel, a memory limiter that
+//! turns an over-cap `memory.grow` into a typed error, and WASI preview 1
+//! from wasmtime-wasi with captured, bounded stdio.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use wasmtime::{
+    Caller, Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Module, ModuleExport,
+    OptLevel, PoolingAllocationConfig, ResourceLimiter, Store, Trap, Val, WasmBacktrace,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use super::{CompiledBackend, InstanceBackend};
+use crate::host::{CallState, HostTrap, HOST_MODULE};
+use crate::{Frame, Limits, OutputStream, RuntimeConfig, RuntimeError, TrapCode, Value, WasiGrants};
+
+/// What distinguishes one wasmtime engine configuration from another: fuel
+/// metering and the wasm stack size are engine-wide settings in wasmtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct EngineKey {
+    pub fuel: bool,
+    pub max_stack_bytes: usize,
+}
+
+impl EngineKey {
+    pub fn for_limits(limits: &Limits) -> Self {
+        EngineKey {
+            fuel: limits.fuel.is_some(),
+            max_stack_bytes: limits.max_stack_bytes,
+        }
+    }
+}
+
+/// Builds an engine with the pooling allocator and epoch interruption.
+pub(crate) fn new_engine(runtime: &RuntimeConfig, key: EngineKey) -> Result<Engine, RuntimeError> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(runtime.pool_instances)
+        .total_memories(runtime.pool_instances)
+        .total_tables(runtime.pool_instances)
+        .max_memory_size(usize::try_from(runtime.pool_max_memory_bytes).unwrap_or(usize::MAX));
+    let mut config = Config::new();
+    config
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .cranelift_opt_level(OptLevel::Speed)
+        .epoch_interruption(true)
+        .consume_fuel(key.fuel)
+        .max_wasm_stack(key.max_stack_bytes)
+        .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(32))
+        .memory_init_cow(true)
+        .parallel_compilation(true);
+    Engine::new(&config).map_err(|error| RuntimeError::Engine {
+        message: format!("cannot configure wasmtime: {error:#}"),
+    })
+}
+
+/// Compiles (or deserializes) a module for `engine`.
+pub(crate) fn compile_module(engine: &Engine, bytes: &[u8]) -> Result<Module, RuntimeError> {
+    Module::new(engine, bytes).map_err(|error| RuntimeError::Compile {
+        message: first_line(&error),
+    })
+}
+
+/// A plugin compiled by wasmtime, ready to instantiate.
+pub(crate) struct Compiled {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    engine: Engine,
+    pre: InstancePre<HostState>,
+    functions: Vec<ModuleExport>,
+    init: Option<ModuleExport>,
+    uses_wasi: bool,
+    wasi: WasiGrants,
+    limits: Limits,
+    deadline_ticks: u64,
+}
+
+impl Compiled {
+    /// Links the host module (and WASI when the plugin imports it) and
+    /// prepares instantiation. `functions` lists the exported functions the
+    /// plugin's callers refer to by index.
+    pub fn new(
+        engine: &Engine,
+        module: &Module,
+        functions: &[&str],
+        limits: &Limits,
+        wasi: &WasiGrants,
+        epoch_tick: Duration,
+    ) -> Result<Self, RuntimeError> {
+        let uses_wasi = module
+            .imports()
+            .any(|import| import.module() == "wasi_snapshot_preview1");
+        let mut linker = Linker::new(engine);
+        link_host_module(&mut linker)?;
+        if uses_wasi {
+            wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| {
+                state.wasi.as_mut().expect("WASI context exists for plugins that import WASI")
+            })
+            .map_err(|error| RuntimeError::Engine {
+                message: first_line(&error),
+            })?;
+        }
+        let pre = linker.instantiate_pre(module).map_err(|error| RuntimeError::Instantiate {
+            message: first_line(&error),
+        })?;
+        let functions = functions
+            .iter()
+            .map(|name| {
+                module.get_export_index(name).ok_or_else(|| RuntimeError::NoSuchFunction {
+                    function: (*name).to_owned(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let init = ["_initialize", "__wasm_call_ctors"]
+            .iter()
+            .find_map(|name| module.get_export_index(name));
+        let tick_nanos = epoch_tick.as_nanos().max(1);
+        let deadline_ticks = u64::try_from(limits.call_timeout.as_nanos().div_ceil(tick_nanos)).unwrap_or(u64::MAX) + 1;
+        Ok(Compiled {
+            shared: Arc::new(Shared {
+                engine: engine.clone(),
+                pre,
+                functions,
+                init,
+                uses_wasi,
+                wasi: wasi.clone(),
+                limits: limits.clone(),
+                deadline_ticks,
+            }),
+        })
+    }
+}
+
+impl CompiledBackend for Compiled {
+    type Instance = Instance;
+
+    fn instantiate(&self, state: CallState) -> Result<Instance, RuntimeError> {
+        let shared = &self.shared;
+        let (wasi, stdout, stderr) = if shared.uses_wasi {
+            let (wasi, stdout, stderr) = wasi_context(&shared.wasi, shared.limits.max_log_bytes)?;
+            (Some(wasi), Some(stdout), Some(stderr))
+        } else {
+            (None, None, None)
+        };
+        let host = HostState {
+            call: state,
+            max_memory_bytes: shared.limits.max_memory_bytes,
+            memory_requested: None,
+            wasi,
+            stdout,
+            stderr,
+            stdout_taken: 0,
+            stderr_taken: 0,
+        };
+        let mut store = Store::new(&shared.engine, host);
+        store.limiter(|state| state);
+        store.set_epoch_deadline(shared.deadline_ticks);
+        if let Some(fuel) = shared.limits.fuel {
+            store.set_fuel(fuel).map_err(|error| engine_error(&error))?;
+        }
+        let instance = match shared.pre.instantiate(&mut store) {
+            Ok(instance) => instance,
+            Err(error) => return Err(classify(error, store.data(), shared, true)),
+        };
+        let mut instance = Instance {
+            store,
+            instance,
+            shared: Arc::clone(shared),
+        };
+        if let Some(init) = &shared.init {
+            instance.run_init(init)?;
+        }
+        Ok(instance)
+    }
+}
+
+/// A live wasmtime instance with its store.
+pub(crate) struct Instance {
+    store: Store<HostState>,
+    instance: wasmtime::Instance,
+    shared: Arc<Shared>,
+}
+
+impl Instance {
+    fn run_init(&mut self, init: &ModuleExport) -> Result<(), RuntimeError> {
+        let Some(Extern::Func(func)) = self.instance.get_module_export(&mut self.store, init) else {
+            return Ok(());
+        };
+        let result = match func.typed::<(), ()>(&self.store) {
+            Ok(typed) => typed.call(&mut self.store, ()),
+            // An `_initialize` with another signature is not a reactor initialiser.
+            Err(_) => return Ok(()),
+        };
+        result.map_err(|error| classify(error, self.store.data(), &self.shared, false))
+    }
+
+    /// The wasmtime function behind export number `function`, for typed calls.
+    pub fn func(&mut self, function: usize) -> Option<wasmtime::Func> {
+        match self
+            .instance
+            .get_module_export(&mut self.store, &self.shared.functions[function])
+        {
+            Some(Extern::Func(func)) => Some(func),
+            _ => None,
+        }
+    }
+
+    /// Re-arms the deadline and fuel only: the typed fast path, which has no
+    /// input, output or logs to reset.
+    #[inline]
+    pub fn arm(&mut self) {
+        self.store.set_epoch_deadline(self.shared.deadline_ticks);
+        if let Some(fuel) = self.shared.limits.fuel {
+            let _ = self.store.set_fuel(fuel);
+        }
+    }
+
+    /// The store, for typed calls.
+    pub fn store_mut(&mut self) -> &mut Store<HostState> {
+        &mut self.store
+    }
+
+    /// Turns a failed typed call's error into a [`RuntimeError`].
+    #[cold]
+    pub fn classify(&self, error: wasmtime::Error) -> RuntimeError {
+        classify(error, self.store.data(), &self.shared, false)
+    }
+}
+
+impl InstanceBackend for Instance {
+    fn begin_call(&mut self, input: Bytes) {
+        self.store.data_mut().call.start_call(input);
+        self.store.data_mut().memory_requested = None;
+        self.arm();
+    }
+
+    fn call(&mut self, function: usize, args: &[Value], results: &mut Vec<Value>) -> Result<(), RuntimeError> {
+        let func = self.func(function).ok_or_else(|| RuntimeError::Engine {
+            message: "export is not a function".into(),
+        })?;
+        let ty = func.ty(&self.store);
+        let mut params = [Val::I32(0); 16];
+        let mut outs = [Val::I32(0); 16];
+        let (params, outs) = if args.len() <= 16 && ty.results().len() <= 16 {
+            (&mut params[..args.len()], &mut outs[..ty.results().len()])
+        } else {
+            return Err(RuntimeError::Unsupported {
+                engine: "wasmtime",
+                feature: "more than 16 parameters or results".into(),
+            });
+        };
+        for (slot, arg) in params.iter_mut().zip(args) {
+            *slot = match *arg {
+                Value::I32(value) => Val::I32(value),
+                Value::I64(value) => Val::I64(value),
+                Value::F32(value) => Val::F32(value.to_bits()),
+                Value::F64(value) => Val::F64(value.to_bits()),
+            };
+        }
+        if let Err(error) = func.call(&mut self.store, params, outs) {
+            return Err(classify(error, self.store.data(), &self.shared, false));
+        }
+        results.clear();
+        for out in outs.iter() {
+            results.push(match *out {
+                Val::I32(value) => Value::I32(value),
+                Val::I64(value) => Value::I64(value),
+                Val::F32(bits) => Value::F32(f32::from_bits(bits)),
+                Val::F64(bits) => Value::F64(f64::from_bits(bits)),
+                _ => {
+                    return Err(RuntimeError::Unsupported {
+                        engine: "wasmtime",
+                        feature: "non-numeric results".into(),
+                    })
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> &mut CallState {
+        &mut self.store.data_mut().call
+    }
+
+    fn take_stdio(&mut self) -> (Vec<u8>, Vec<u8>) {
+        let state = self.store.data_mut();
+        let stdout = take_new(state.stdout.as_ref(), &mut state.stdout_taken);
+        let stderr = take_new(state.stderr.as_ref(), &mut state.stderr_taken);
+        (stdout, stderr)
+    }
+
+    fn fuel_consumed(&mut self) -> Option<u64> {
+        let budget = self.shared.limits.fuel?;
+        let left = self.store.get_fuel().ok()?;
+        Some(budget.saturating_sub(left))
+    }
+}
+
+/// What a store carries: the call's host state, the memory cap, and WASI.
+pub(crate) struct HostState {
+    call: CallState,
+    max_memory_bytes: u64,
+    memory_requested: Option<u64>,
+    wasi: Option<WasiP1Ctx>,
+    stdout: Option<MemoryOutputPipe>,
+    stderr: Option<MemoryOutputPipe>,
+    stdout_taken: usize,
+    stderr_taken: usize,
+}
+
+/// The memory cap was hit; carried as the error of the failed `memory.grow`.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit exceeded")]
+struct MemoryLimitHit;
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.max_memory_bytes {
+            self.memory_requested = Some(desired as u64);
+            return Err(wasmtime::Error::new(MemoryLimitHit));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+fn link_host_module(linker: &mut Linker<HostState>) -> Result<(), RuntimeError> {
+    let result = linker
+        .func_wrap(HOST_MODULE, "input_len", |caller: Caller<'_, HostState>| -> i32 {
+            caller.data().call.input_len()
+        })
+        .and_then(|linker| {
+            linker.func_wrap(
+                HOST_MODULE,
+                "input_read",
+                |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+                    let memory = guest_memory(&mut caller, "input_read")?;
+                    let (bytes, state) = memory.data_and_store_mut(&mut caller);
+                    Ok(state.call.input_read(bytes, ptr, len)?)
+                },
+            )
+        })
+        .and_then(|linker| {
+            linker.func_wrap(
+                HOST_MODULE,
+                "output_write",
+                |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+                    let memory = guest_memory(&mut caller, "output_write")?;
+                    let (bytes, state) = memory.data_and_store_mut(&mut caller);
+                    Ok(state.call.output_write(bytes, ptr, len)?)
+                },
+            )
+        })
+        .and_then(|linker| {
+            linker.func_wrap(
+                HOST_MODULE,
+                "log",
+                |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| -> wasmtime::Result<()> {
+                    let memory = guest_memory(&mut caller, "log")?;
+                    let (bytes, state) = memory.data_and_store_mut(&mut caller);
+                    Ok(state.call.log(bytes, level, ptr, len)?)
+                },
+            )
+        });
+    result.map(|_| ()).map_err(|error| engine_error(&error))
+}
+
+fn guest_memory(caller: &mut Caller<'_, HostState>, function: &'static str) -> Result<wasmtime::Memory, HostTrap> {
+    caller
+        .get_export("memory")
+        .and_then(Extern::into_memory)
+        .ok_or(HostTrap::NoMemory { function })
+}
+
+fn wasi_context(
+    grants: &WasiGrants,
+    max_stdio_bytes: usize,
+) -> Result<(WasiP1Ctx, MemoryOutputPipe, MemoryOutputPipe), RuntimeError> {
+    let stdout = MemoryOutputPipe::new(max_stdio_bytes);
+    let stderr = MemoryOutputPipe::new(max_stdio_bytes);
+    let mut builder = WasiCtxBuilder::new();
+    builder.stdout(stdout.clone()).stderr(stderr.clone());
+    for (key, value) in &grants.env {
+        builder.env(key, value);
+    }
+    builder.args(&grants.args);
+    for dir in &grants.dirs {
+        let perms = if dir.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+        builder
+            .preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|error| RuntimeError::Grant {
+                what: format!("{}::{}", dir.host.display(), dir.guest),
+                message: first_line(&error),
+            })?;
+    }
+    Ok((builder.build_p1(), stdout, stderr))
+}
+
+fn take_new(pipe: Option<&MemoryOutputPipe>, taken: &mut usize) -> Vec<u8> {
+    let Some(pipe) = pipe else {
+        return Vec::new();
+    };
+    let contents = pipe.contents();
+    let new = contents.get(*taken..).unwrap_or_default().to_vec();
+    *taken = contents.len();
+    new
+}
+
+/// Maps a wasmtime error to the most specific [`RuntimeError`]. Limits the
+/// host recorded itself come first: they explain the trap that follows them.
+#[cold]
+fn classify(error: wasmtime::Error, state: &HostState, shared: &Shared, instantiating: bool) -> RuntimeError {
+    let limits = &shared.limits;
+    if let Some((stream, limit_bytes)) = state.call.limit_hit {
+        return RuntimeError::OutputLimit { stream, limit_bytes };
+    }
+    if let Some(requested_bytes) = state.memory_requested {
+        return RuntimeError::MemoryLimit {
+            limit_bytes: limits.max_memory_bytes,
+            requested_bytes,
+        };
+    }
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return RuntimeError::Exit { status: exit.0 };
+    }
+    for (pipe, stream) in [(&state.stdout, OutputStream::Stdout), (&state.stderr, OutputStream::Stderr)] {
+        if pipe.as_ref().is_some_and(|pipe| pipe.contents().len() >= limits.max_log_bytes) {
+            return RuntimeError::OutputLimit {
+                stream,
+                limit_bytes: limits.max_log_bytes,
+            };
+        }
+    }
+    let backtrace = frames(&error);
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        let code = match trap {
+            Trap::Interrupt => return RuntimeError::Timeout { limit: limits.call_timeout },
+            Trap::OutOfFuel => {
+                return RuntimeError::OutOfFuel {
+                    budget: limits.fuel.unwrap_or(0),
+                }
+            }
+            Trap::StackOverflow => {
+                return RuntimeError::StackOverflow {
+                    limit_bytes: limits.max_stack_bytes,
+                }
+            }
+            Trap::UnreachableCodeReached => TrapCode::Unreachable,
+            Trap::IntegerDivisionByZero => TrapCode::IntegerDivisionByZero,
+            Trap::IntegerOverflow => TrapCode::IntegerOverflow,
+            Trap::BadConversionToInteger => TrapCode::BadConversionToInteger,
+            Trap::MemoryOutOfBounds => TrapCode::MemoryOutOfBounds,
+            Trap::TableOutOfBounds => TrapCode::TableOutOfBounds,
+            Trap::IndirectCallToNull => TrapCode::IndirectCallToNull,
+            Trap::BadSignature => TrapCode::BadSignature,
+            Trap::HeapMisaligned => TrapCode::HeapMisaligned,
+            _ => TrapCode::Other,
+        };
+        let message = trap.to_string();
+        return RuntimeError::Trap {
+            code,
+            message: message.strip_prefix("wasm trap: ").unwrap_or(&message).to_owned(),
+            backtrace,
+        };
+    }
+    if let Some(host) = error.downcast_ref::<HostTrap>() {
+        let code = match host {
+            HostTrap::OutOfBounds { .. } => TrapCode::MemoryOutOfBounds,
+            _ => TrapCode::Other,
+        };
+        return RuntimeError::Trap {
+            code,
+            message: host.to_string(),
+            backtrace,
+        };
+    }
+    if instantiating {
+        let message = first_line(&error);
+        if message.contains("concurrent") || message.contains("pooling") {
+            return RuntimeError::Busy {
+                limit: usize::MAX,
+            };
+        }
+        return RuntimeError::Instantiate { message };
+    }
+    RuntimeError::Trap {
+        code: TrapCode::Other,
+        message: first_line(&error),
+        backtrace,
+    }
+}
+
+fn frames(error: &wasmtime::Error) -> Vec<Frame> {
+    let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() else {
+        return Vec::new();
+    };
+    backtrace
+        .frames()
+        .iter()
+        .map(|frame| Frame {
+            function: frame.func_name().map(crate::trap::demangle),
+            function_index: frame.func_index(),
+            module_offset: frame.module_offset(),
+        })
+        .collect()
+}
+
+fn engine_error(error: &wasmtime::Error) -> RuntimeError {
+    RuntimeError::Engine {
+        message: first_line(error),
+    }
+}
+
+fn first_line(error: &wasmtime::Error) -> String {
+    format!("{error:#}").lines().next().unwrap_or_default().to_owned()
+}

@@ -1,0 +1,478 @@
+//! [`Plugin`]: a validated, compiled module and everything needed to call it:
+//! argument checks against export signatures, the concurrency cap, the
+//! instance policy, and the bytes ABI. Engine-neutral; the engine sits behind
+//! [`crate::engine`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use crossbeam_queue::ArrayQueue;
+use serde::Serialize;
+use wasmplug_inspect::{ModuleReport, Signature, ValType, Violation};
+
+use crate::cache::CacheOutcome;
+use crate::engine::{Compiled, Instance};
+use crate::host::CallState;
+use crate::{CallOutcome, InstancePolicy, PluginConfig, RuntimeError, Value};
+
+/// An exported function callers can name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FunctionExport {
+    /// The export's name.
+    pub name: String,
+    /// Its signature.
+    pub signature: Signature,
+}
+
+impl FunctionExport {
+    /// True when the function follows the bytes ABI: `() -> i32`.
+    pub fn is_bytes_abi(&self) -> bool {
+        self.signature.params.is_empty() && self.signature.results == [ValType::I32]
+    }
+
+    /// Parses text arguments (the CLI's) by this function's signature.
+    pub fn parse_args<S: AsRef<str>>(&self, args: &[S]) -> Result<Vec<Value>, RuntimeError> {
+        self.check_count(args.len())?;
+        args.iter()
+            .zip(&self.signature.params)
+            .enumerate()
+            .map(|(index, (arg, ty))| {
+                Value::parse(arg.as_ref(), *ty).map_err(|problem| self.type_error(index, *ty, problem))
+            })
+            .collect()
+    }
+
+    /// Converts JSON arguments (the service's) by this function's signature.
+    pub fn args_from_json(&self, args: &[serde_json::Value]) -> Result<Vec<Value>, RuntimeError> {
+        self.check_count(args.len())?;
+        args.iter()
+            .zip(&self.signature.params)
+            .enumerate()
+            .map(|(index, (arg, ty))| Value::from_json(arg, *ty).map_err(|problem| self.type_error(index, *ty, problem)))
+            .collect()
+    }
+
+    /// Checks already-typed arguments against the signature.
+    pub fn check_args(&self, args: &[Value]) -> Result<(), RuntimeError> {
+        self.check_count(args.len())?;
+        for (index, (arg, ty)) in args.iter().zip(&self.signature.params).enumerate() {
+            if arg.ty() != *ty {
+                return Err(self.type_error(index, *ty, format!("got {} {arg}", arg.ty())));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_count(&self, actual: usize) -> Result<(), RuntimeError> {
+        let typed = |ty: &ValType| matches!(ty, ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64);
+        if !self.signature.params.iter().all(typed) || !self.signature.results.iter().all(typed) {
+            return Err(RuntimeError::UnsupportedSignature {
+                function: self.name.clone(),
+                signature: self.signature.clone(),
+            });
+        }
+        if actual != self.signature.params.len() {
+            return Err(RuntimeError::ArgumentCount {
+                function: self.name.clone(),
+                signature: self.signature.clone(),
+                expected: self.signature.params.len(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn type_error(&self, index: usize, expected: ValType, problem: String) -> RuntimeError {
+        RuntimeError::ArgumentType {
+            function: self.name.clone(),
+            index,
+            expected,
+            problem,
+        }
+    }
+}
+
+/// A loaded plugin. Cheap to clone and to share between threads: every call
+/// gets its own instance, so any number of threads may call at once, up to
+/// [`crate::Limits::max_concurrent_instances`].
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<PluginInner>,
+}
+
+struct PluginInner {
+    name: String,
+    digest: String,
+    size_bytes: usize,
+    report: ModuleReport,
+    config: PluginConfig,
+    functions: Vec<FunctionExport>,
+    by_name: HashMap<String, usize>,
+    compiled: Compiled,
+    cache: CacheOutcome,
+    warnings: Vec<Violation>,
+    in_flight: AtomicUsize,
+    idle: Option<ArrayQueue<(Instance, u64)>>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.inner.name)
+            .field("digest", &self.inner.digest)
+            .field("engine", &self.inner.config.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        name: String,
+        digest: String,
+        size_bytes: usize,
+        report: ModuleReport,
+        config: PluginConfig,
+        functions: Vec<FunctionExport>,
+        compiled: Compiled,
+        cache: CacheOutcome,
+        warnings: Vec<Violation>,
+    ) -> Plugin {
+        let by_name = functions
+            .iter()
+            .enumerate()
+            .map(|(index, function)| (function.name.clone(), index))
+            .collect();
+        let idle = match config.instances {
+            InstancePolicy::Fresh => None,
+            InstancePolicy::Reuse { pool_size, .. } => Some(ArrayQueue::new(pool_size.max(1))),
+        };
+        Plugin {
+            inner: Arc::new(PluginInner {
+                name,
+                digest,
+                size_bytes,
+                report,
+                config,
+                functions,
+                by_name,
+                compiled,
+                cache,
+                warnings,
+                in_flight: AtomicUsize::new(0),
+                idle,
+            }),
+        }
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// SHA-256 of the module's bytes, in hex.
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
+    }
+
+    /// Size of the module in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.inner.size_bytes
+    }
+
+    /// The inspector's report of the module.
+    pub fn report(&self) -> &ModuleReport {
+        &self.inner.report
+    }
+
+    /// The configuration the plugin was loaded with.
+    pub fn config(&self) -> &PluginConfig {
+        &self.inner.config
+    }
+
+    /// Contract warnings found at load (e.g. no declared memory maximum).
+    pub fn warnings(&self) -> &[Violation] {
+        &self.inner.warnings
+    }
+
+    /// Whether the compiled module came from the disk cache.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.inner.cache
+    }
+
+    /// Exported functions, in export order.
+    pub fn functions(&self) -> &[FunctionExport] {
+        &self.inner.functions
+    }
+
+    /// Calls currently running.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The exported function `name`.
+    pub fn function(&self, name: &str) -> Result<&FunctionExport, RuntimeError> {
+        self.index_of(name).map(|index| &self.inner.functions[index])
+    }
+
+    /// Calls `function` with typed arguments, on a fresh instance unless the
+    /// plugin opted into instance reuse.
+    pub fn call(&self, function: &str, args: &[Value]) -> Result<CallOutcome, RuntimeError> {
+        let index = self.index_of(function)?;
+        self.inner.functions[index].check_args(args)?;
+        self.run(index, args, Bytes::new())
+    }
+
+    /// Calls a bytes-ABI function (`() -> i32`) with `input`; the outcome's
+    /// `output` holds what it wrote. A non-zero status is
+    /// [`RuntimeError::PluginFailed`] with the output as its message.
+    pub fn invoke(&self, function: &str, input: impl Into<Bytes>) -> Result<CallOutcome, RuntimeError> {
+        let index = self.index_of(function)?;
+        self.check_bytes_abi(index)?;
+        let outcome = self.run(index, &[], input.into())?;
+        bytes_abi_status(outcome)
+    }
+
+    /// A dedicated warm instance for many calls from one thread; its memory
+    /// and globals persist between its calls. It counts against the
+    /// concurrency cap while it lives.
+    pub fn instance(&self) -> Result<PluginInstance, RuntimeError> {
+        let permit = self.acquire()?;
+        let instance = self.inner.compiled.instantiate(self.call_state(Bytes::new()))?;
+        // The instance releases its slot when it is dropped.
+        std::mem::forget(permit);
+        Ok(PluginInstance {
+            plugin: self.clone(),
+            instance,
+            id: NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    fn index_of(&self, function: &str) -> Result<usize, RuntimeError> {
+        match self.inner.by_name.get(function) {
+            Some(index) => Ok(*index),
+            None => Err(RuntimeError::NoSuchFunction {
+                function: function.to_owned(),
+            }),
+        }
+    }
+
+    fn check_bytes_abi(&self, index: usize) -> Result<(), RuntimeError> {
+        let function = &self.inner.functions[index];
+        if function.is_bytes_abi() {
+            Ok(())
+        } else {
+            Err(RuntimeError::NotBytesAbi {
+                function: function.name.clone(),
+                signature: function.signature.clone(),
+            })
+        }
+    }
+
+    fn call_state(&self, input: Bytes) -> CallState {
+        let limits = &self.inner.config.limits;
+        let mut state = CallState::new(limits.max_output_bytes, limits.max_log_bytes);
+        state.start_call(input);
+        state
+    }
+
+    fn acquire(&self) -> Result<Permit<'_>, RuntimeError> {
+        let limit = self.inner.config.limits.max_concurrent_instances;
+        let previous = self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        let permit = Permit(&self.inner.in_flight);
+        if previous >= limit {
+            return Err(RuntimeError::Busy { limit });
+        }
+        Ok(permit)
+    }
+
+    fn run(&self, index: usize, args: &[Value], input: Bytes) -> Result<CallOutcome, RuntimeError> {
+        let _permit = self.acquire()?;
+        let (mut instance, uses) = match self.inner.idle.as_ref().and_then(ArrayQueue::pop) {
+            Some((mut instance, uses)) => {
+                instance.begin_call(input);
+                (instance, uses)
+            }
+            None => (self.inner.compiled.instantiate(self.call_state(input))?, 0),
+        };
+        let mut results = Vec::new();
+        instance.call(index, args, &mut results)?;
+        let outcome = collect_outcome(&mut instance, results);
+        if let (Some(idle), InstancePolicy::Reuse { max_uses, .. }) = (&self.inner.idle, self.inner.config.instances) {
+            if uses + 1 < max_uses {
+                // A full pool just drops the instance.
+                let _ = idle.push((instance, uses + 1));
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// Counts one running call; released on drop, even on error paths.
+struct Permit<'a>(&'a AtomicUsize);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn collect_outcome(instance: &mut Instance, results: Vec<Value>) -> CallOutcome {
+    let (stdout, stderr) = instance.take_stdio();
+    let fuel_consumed = instance.fuel_consumed();
+    let state = instance.state();
+    CallOutcome {
+        results,
+        output: std::mem::take(&mut state.output),
+        logs: std::mem::take(&mut state.logs),
+        stdout,
+        stderr,
+        fuel_consumed,
+    }
+}
+
+fn bytes_abi_status(mut outcome: CallOutcome) -> Result<CallOutcome, RuntimeError> {
+    match outcome.results.first() {
+        Some(Value::I32(0)) => {
+            outcome.results.clear();
+            Ok(outcome)
+        }
+        Some(Value::I32(status)) => Err(RuntimeError::PluginFailed {
+            status: *status,
+            message: String::from_utf8_lossy(&outcome.output).into_owned(),
+        }),
+        _ => Err(RuntimeError::Engine {
+            message: "bytes-ABI function returned no status".into(),
+        }),
+    }
+}
+
+/// A warm instance of a plugin, for many calls from one thread. Calls on it
+/// share its memory and globals. A failed call leaves the instance usable but
+/// in whatever state the plugin left it; drop it to start afresh.
+pub struct PluginInstance {
+    plugin: Plugin,
+    instance: Instance,
+    id: u64,
+}
+
+static NEXT_INSTANCE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl std::fmt::Debug for PluginInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginInstance")
+            .field("plugin", &self.plugin)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PluginInstance {
+    fn drop(&mut self) {
+        self.plugin.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl PluginInstance {
+    /// The plugin this is an instance of.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// Calls `function` with typed arguments.
+    pub fn call(&mut self, function: &str, args: &[Value]) -> Result<CallOutcome, RuntimeError> {
+        let index = self.plugin.index_of(function)?;
+        self.plugin.inner.functions[index].check_args(args)?;
+        self.instance.begin_call(Bytes::new());
+        let mut results = Vec::new();
+        self.instance.call(index, args, &mut results)?;
+        Ok(collect_outcome(&mut self.instance, results))
+    }
+
+    /// Calls a bytes-ABI function with `input`.
+    pub fn invoke(&mut self, function: &str, input: impl Into<Bytes>) -> Result<CallOutcome, RuntimeError> {
+        let index = self.plugin.index_of(function)?;
+        self.plugin.check_bytes_abi(index)?;
+        self.instance.begin_call(input.into());
+        let mut results = Vec::new();
+        self.instance.call(index, &[], &mut results)?;
+        bytes_abi_status(collect_outcome(&mut self.instance, results))
+    }
+
+    /// A statically typed handle to `function`, for the fastest repeated
+    /// calls (wasmtime only): `P` and `R` are Rust tuples and numbers, e.g.
+    /// `instance.typed::<i32, i32>("process")`.
+    pub fn typed<P, R>(&mut self, function: &str) -> Result<TypedFunction<P, R>, RuntimeError>
+    where
+        P: wasmtime::WasmParams,
+        R: wasmtime::WasmResults,
+    {
+        let index = self.plugin.index_of(function)?;
+        #[allow(unreachable_patterns)]
+        match &mut self.instance {
+            Instance::Wasmtime(instance) => {
+                let func = instance.func(index).ok_or_else(|| RuntimeError::NoSuchFunction {
+                    function: function.to_owned(),
+                })?;
+                let typed = func.typed::<P, R>(instance.store_mut()).map_err(|error| RuntimeError::SignatureMismatch {
+                    function: function.to_owned(),
+                    signature: self.plugin.inner.functions[index].signature.clone(),
+                    message: format!("{error:#}"),
+                })?;
+                Ok(TypedFunction {
+                    func: typed,
+                    instance_id: self.id,
+                })
+            }
+            _ => Err(RuntimeError::Unsupported {
+                engine: self.plugin.config().engine.as_str(),
+                feature: "statically typed calls".into(),
+            }),
+        }
+    }
+
+    /// Calls a typed handle made by [`PluginInstance::typed`] on this
+    /// instance. Arms the deadline (and fuel) like every call; nothing is
+    /// allocated and no error is built unless the call fails.
+    #[inline]
+    pub fn call_typed<P, R>(&mut self, function: &TypedFunction<P, R>, params: P) -> Result<R, RuntimeError>
+    where
+        P: wasmtime::WasmParams,
+        R: wasmtime::WasmResults,
+    {
+        if function.instance_id != self.id {
+            return Err(RuntimeError::Engine {
+                message: "typed function belongs to another instance".into(),
+            });
+        }
+        #[allow(unreachable_patterns)]
+        match &mut self.instance {
+            Instance::Wasmtime(instance) => {
+                instance.arm();
+                match function.func.call(instance.store_mut(), params) {
+                    Ok(results) => Ok(results),
+                    Err(error) => Err(instance.classify(error)),
+                }
+            }
+            _ => Err(RuntimeError::Unsupported {
+                engine: self.plugin.config().engine.as_str(),
+                feature: "statically typed calls".into(),
+            }),
+        }
+    }
+}
+
+/// A typed handle to one exported function of one [`PluginInstance`].
+pub struct TypedFunction<P, R> {
+    func: wasmtime::TypedFunc<P, R>,
+    instance_id: u64,
+}
+
+impl<P, R> std::fmt::Debug for TypedFunction<P, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedFunction").field("instance_id", &self.instance_id).finish_non_exhaustive()
+    }
+}

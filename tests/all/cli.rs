@@ -1,0 +1,138 @@
+//! `wasmplug run` and `wasmplug inspect` as a user types them, one snapshot
+//! transcript per case.
+
+use wasmplug_tests::wasmplug;
+
+/// Runs each command line and snapshots the transcripts together.
+fn check(name: &str, commands: &[&str]) {
+    let mut transcript = String::new();
+    for command in commands {
+        let args: Vec<&str> = command.split_whitespace().collect();
+        transcript.push_str(&wasmplug(&args).transcript(&format!("wasmplug {command}")));
+        transcript.push('\n');
+    }
+    insta::assert_snapshot!(name, transcript);
+}
+
+#[test]
+fn run_the_seed_plugin() {
+    // The seed's `wasmedge --reactor plugin.wasm process 21`, with wasmplug.
+    let output = wasmplug(&["run", "target/plugins/process.wasm", "process", "21"]);
+    assert_eq!((output.code, output.stdout.as_str()), (0, "43\n"), "{output:?}");
+    check(
+        "run_process",
+        &[
+            "run target/plugins/process.wasm process 21",
+            "run --reactor target/plugins/process.wasm process 21",
+            "run target/plugins/process.wasm process -1",
+            "run target/plugins/process.wasm process 0x7fffffff",
+        ],
+    );
+}
+
+#[test]
+fn run_every_numeric_export() {
+    check(
+        "run_numeric",
+        &[
+            "run target/plugins/numeric.wasm add_i32 40 2",
+            "run target/plugins/numeric.wasm mul_i64 4294967296 3",
+            "run target/plugins/numeric.wasm scale_f32 1.5 4",
+            "run target/plugins/numeric.wasm hypot_f64 3 4",
+            "run target/plugins/numeric.wasm mix 1 2 3.5 4.25",
+            "run target/plugins/numeric.wasm answer",
+            "run target/plugins/numeric.wasm divide 7 2",
+            "run target/plugins/numeric.wasm negate_i64 -9223372036854775807",
+        ],
+    );
+}
+
+#[test]
+fn run_bytes_abi_and_libcxx_plugins() {
+    check(
+        "run_bytes_abi",
+        &[
+            "run target/plugins/upper.wasm upper --input hello,world",
+            "run target/plugins/logger.wasm greet --input wasmplug",
+            "run target/plugins/json_stats.wasm stats --input [3,1.5,4]",
+            "run target/plugins/json_stats.wasm vector_sum 10",
+            "run target/plugins/upper.wasm fail --input x",
+        ],
+    );
+}
+
+#[test]
+fn run_reports_bad_input_clearly() {
+    let not_wasm = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_wasm.path(), "this is not wasm").unwrap();
+    let not_wasm = not_wasm.path().display().to_string();
+    let output = wasmplug(&["run", &not_wasm, "process", "21"]);
+    assert_eq!(output.code, 1);
+    assert!(output.stderr.starts_with("error: cannot load"), "{output:?}");
+    assert!(
+        output.stderr.contains("not a valid WebAssembly module") || output.stderr.contains("not wasm"),
+        "{output:?}"
+    );
+    assert_eq!(output.stderr.lines().count(), 1, "one line: {output:?}");
+    check(
+        "run_errors",
+        &[
+            "run target/plugins/process.wasm process",
+            "run target/plugins/process.wasm process 1 2",
+            "run target/plugins/process.wasm process abc",
+            "run target/plugins/process.wasm process 1.5",
+            "run target/plugins/process.wasm process 4294967296",
+            "run target/plugins/process.wasm missing 1",
+            "run target/plugins/numeric.wasm divide 1 0",
+            "run target/plugins/traps.wasm unreachable_trap",
+            "run target/plugins/missing_import.wasm call_missing",
+            "run target/plugins/upper.wasm upper 1 --input x",
+            "run no/such/file.wasm process 21",
+        ],
+    );
+}
+
+#[test]
+fn inspect_checks_the_contract() {
+    let passes = wasmplug(&[
+        "inspect",
+        "--check",
+        "--require",
+        "process:(i32)->i32",
+        "target/plugins/process.wasm",
+    ]);
+    assert_eq!(passes.code, 0, "{passes:?}");
+    for (plugin, code) in [
+        ("has_start", "command-module"),
+        ("forbidden_import", "forbidden-import"),
+    ] {
+        let path = format!("target/plugins/{plugin}.wasm");
+        let output = wasmplug(&["inspect", "--check", &path]);
+        assert_eq!(output.code, 1, "{output:?}");
+        assert!(
+            output.stderr.contains(code),
+            "{plugin} should report {code}: {output:?}"
+        );
+    }
+    let missing = wasmplug(&[
+        "inspect",
+        "--check",
+        "--require",
+        "process:(i32)->i32",
+        "target/plugins/numeric.wasm",
+    ]);
+    assert_eq!(missing.code, 1, "{missing:?}");
+    assert!(missing.stderr.contains("missing-export"), "{missing:?}");
+    let unreadable = wasmplug(&["inspect", "no/such/file.wasm"]);
+    assert_eq!(unreadable.code, 2, "{unreadable:?}");
+    check(
+        "inspect_check",
+        &[
+            "inspect --check --require process:(i32)->i32 target/plugins/process.wasm",
+            "inspect --check --require process:(i32)->i64 target/plugins/process.wasm",
+            "inspect --check target/plugins/has_start.wasm",
+            "inspect --check target/plugins/forbidden_import.wasm",
+            "inspect --check --no-wasi target/plugins/json_stats.wasm",
+        ],
+    );
+}

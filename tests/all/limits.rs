@@ -1,0 +1,168 @@
+//! Every adversarial plugin ends with its own typed error within its limit,
+//! and the runtime serves the next call normally.
+
+use std::time::{Duration, Instant};
+
+use wasmplug_runtime::{Limits, OutputStream, PluginConfig, RuntimeError, TrapCode, Value};
+use wasmplug_tests::{load, load_with};
+
+fn with_limits(limits: Limits) -> PluginConfig {
+    PluginConfig {
+        limits,
+        ..PluginConfig::default()
+    }
+}
+
+/// After each hostile call, a healthy one still answers.
+fn still_healthy() {
+    assert_eq!(
+        load("process").call("process", &[Value::I32(21)]).unwrap().results,
+        [Value::I32(43)]
+    );
+}
+
+#[test]
+fn endless_loop_times_out_within_its_limit() {
+    let timeout = Duration::from_millis(200);
+    let plugin = load_with(
+        "loop_forever",
+        &with_limits(Limits {
+            call_timeout: timeout,
+            ..Limits::default()
+        }),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let error = plugin.call("spin", &[]).unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(error, RuntimeError::Timeout { limit } if limit == timeout),
+        "{error}"
+    );
+    assert!(elapsed >= timeout, "stopped early: {elapsed:?}");
+    assert!(
+        elapsed <= timeout + Duration::from_millis(50),
+        "stopped late: {elapsed:?}"
+    );
+    still_healthy();
+}
+
+#[test]
+fn endless_loop_runs_out_of_fuel() {
+    let plugin = load_with(
+        "loop_forever",
+        &with_limits(Limits {
+            fuel: Some(1_000_000),
+            ..Limits::default()
+        }),
+    )
+    .unwrap();
+    let error = plugin.call("spin", &[]).unwrap_err();
+    assert!(
+        matches!(error, RuntimeError::OutOfFuel { budget: 1_000_000 }),
+        "{error}"
+    );
+    let fib = load_with(
+        "fib",
+        &with_limits(Limits {
+            fuel: Some(10_000_000),
+            ..Limits::default()
+        }),
+    )
+    .unwrap();
+    let outcome = fib.call("fib", &[Value::I32(20)]).unwrap();
+    assert_eq!(outcome.results, [Value::I64(6765)]);
+    assert!(outcome.fuel_consumed.unwrap() > 10_000, "{outcome:?}");
+    still_healthy();
+}
+
+#[test]
+fn memory_growth_stops_at_the_cap() {
+    let cap = 8 << 20;
+    let plugin = load_with(
+        "memory_bomb",
+        &with_limits(Limits {
+            max_memory_bytes: cap,
+            ..Limits::default()
+        }),
+    )
+    .unwrap();
+    let error = plugin.call("grow", &[]).unwrap_err();
+    assert!(
+        matches!(error, RuntimeError::MemoryLimit { limit_bytes, requested_bytes } if limit_bytes == cap && requested_bytes > cap),
+        "{error}"
+    );
+    assert!(error.to_string().contains(&cap.to_string()), "names the cap: {error}");
+    still_healthy();
+}
+
+#[test]
+fn endless_recursion_overflows_the_stack() {
+    let plugin = load("recurse");
+    let error = plugin.call("deep", &[Value::I32(1)]).unwrap_err();
+    assert!(matches!(error, RuntimeError::StackOverflow { .. }), "{error}");
+    still_healthy();
+}
+
+#[test]
+fn endless_output_hits_the_output_limit() {
+    let limit = 1 << 20;
+    let plugin = load_with(
+        "output_flood",
+        &with_limits(Limits {
+            max_output_bytes: limit,
+            ..Limits::default()
+        }),
+    )
+    .unwrap();
+    let error = plugin.invoke("flood", "").unwrap_err();
+    assert!(
+        matches!(error, RuntimeError::OutputLimit { stream: OutputStream::Output, limit_bytes } if limit_bytes == limit),
+        "{error}"
+    );
+    still_healthy();
+}
+
+#[test]
+fn traps_carry_their_code_and_a_demangled_backtrace() {
+    let traps = load("traps");
+    let code = |function: &str, args: &[Value]| match traps.call(function, args).unwrap_err() {
+        RuntimeError::Trap { code, .. } => code,
+        other => panic!("{function}: expected a trap, got {other}"),
+    };
+    assert_eq!(code("unreachable_trap", &[]), TrapCode::Unreachable);
+    assert_eq!(code("div_zero", &[Value::I32(0)]), TrapCode::IntegerDivisionByZero);
+    assert_eq!(code("out_of_bounds", &[]), TrapCode::MemoryOutOfBounds);
+
+    let error = load("traps_cpp").call("nested_trap", &[]).unwrap_err();
+    let RuntimeError::Trap { backtrace, .. } = &error else {
+        panic!("expected a trap, got {error}");
+    };
+    let names: Vec<&str> = backtrace.iter().filter_map(|frame| frame.function.as_deref()).collect();
+    assert!(
+        names.iter().any(|name| name.contains("::")),
+        "C++ names are demangled: {names:?}"
+    );
+    assert!(
+        !names.iter().any(|name| name.starts_with("_Z")),
+        "no mangled names left: {names:?}"
+    );
+    still_healthy();
+}
+
+#[test]
+fn concurrency_is_capped_per_plugin() {
+    let plugin = load_with(
+        "counter",
+        &with_limits(Limits {
+            max_concurrent_instances: 1,
+            ..Limits::default()
+        }),
+    )
+    .unwrap();
+    let held = plugin.instance().unwrap();
+    let error = plugin.call("next", &[]).unwrap_err();
+    assert!(matches!(error, RuntimeError::Busy { limit: 1 }), "{error}");
+    drop(held);
+    assert_eq!(plugin.call("next", &[]).unwrap().results, [Value::I32(1)]);
+}

@@ -208,3 +208,48 @@ fn modules_that_break_the_contract_are_refused() {
         .unwrap_err();
     assert_eq!(error.code(), "invalid_module", "{error}");
 }
+
+#[test]
+fn preinitialised_plugins_start_initialised_without_rerunning_init() {
+    let plain = load("slow_init");
+    let preinitialized = load_with(
+        "slow_init",
+        &PluginConfig {
+            preinitialize: true,
+            ..PluginConfig::default()
+        },
+    )
+    .unwrap();
+    for index in [0, 1, 4242, 65535, 70000] {
+        let args = [Value::I32(index)];
+        assert_eq!(
+            preinitialized.call("lookup", &args).unwrap().results,
+            plain.call("lookup", &args).unwrap().results,
+            "lookup({index})"
+        );
+    }
+    assert!(preinitialized.function("_initialize").is_err(), "the initialiser is gone");
+
+    // Fuel proves the initialiser does not run per call: the table takes
+    // millions of instructions to build, a lookup a handful.
+    let budget = PluginConfig {
+        limits: wasmplug_runtime::Limits {
+            fuel: Some(100_000),
+            ..Default::default()
+        },
+        ..PluginConfig::default()
+    };
+    let error = load_with("slow_init", &budget).unwrap().call("lookup", &[Value::I32(7)]).unwrap_err();
+    assert_eq!(error.code(), "out_of_fuel", "a plain call builds the table first: {error}");
+    let preinit_budget = PluginConfig {
+        preinitialize: true,
+        limits: wasmplug_runtime::Limits {
+            fuel: Some(100_000_000_000),
+            ..Default::default()
+        },
+        ..PluginConfig::default()
+    };
+    let snapshot = load_with("slow_init", &preinit_budget).unwrap();
+    let outcome = snapshot.call("lookup", &[Value::I32(7)]).unwrap();
+    assert!(outcome.fuel_consumed.unwrap() < 1_000, "a call pays for init: {outcome:?}");
+}

@@ -2,7 +2,8 @@
 //! same run: a warm typed call against `TypedFunc::call`, a fresh-instance
 //! call against a pooled `InstancePre::instantiate` + call, the bytes ABI at
 //! 1 KiB and 64 KiB, loading from the disk cache against compiling, and the
-//! seed document's host (a new engine, store and WASI context per execution).
+//! seed document's host (a new engine, store and WASI context per execution),
+//! and a pre-initialised plugin against one with no initialisation work.
 //!
 //! Run with `cargo bench -p wasmplug-runtime --bench calls`.
 
@@ -136,11 +137,32 @@ fn load_from_cache(c: &mut Criterion) {
     group.finish();
 }
 
+fn preinitialized_call(c: &mut Criterion) {
+    let runtime = runtime();
+    let args = [Value::I32(4242)];
+    let mut group = c.benchmark_group("preinitialized_call");
+    let fast = runtime.load("fast_init", &plugin("fast_init"), &PluginConfig::default()).unwrap();
+    group.bench_function("no_init_work_baseline", |b| b.iter(|| fast.call("lookup", black_box(&args)).unwrap()));
+    let config = PluginConfig {
+        preinitialize: true,
+        ..PluginConfig::default()
+    };
+    let snapshot = runtime.load("slow_init", &plugin("slow_init"), &config).unwrap();
+    group.bench_function("wasmplug_preinitialized", |b| {
+        b.iter(|| snapshot.call("lookup", black_box(&args)).unwrap())
+    });
+    group.sample_size(10);
+    let slow = runtime.load("slow_init", &plugin("slow_init"), &PluginConfig::default()).unwrap();
+    group.bench_function("init_every_call", |b| b.iter(|| slow.call("lookup", black_box(&args)).unwrap()));
+    group.finish();
+}
+
 criterion_group!(
     benches,
     warm_typed_call,
     fresh_instance_call,
     bytes_abi_round_trip,
-    load_from_cache
+    load_from_cache,
+    preinitialized_call
 );
 criterion_main!(benches);

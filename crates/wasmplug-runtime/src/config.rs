@@ -203,6 +203,10 @@ pub struct PluginConfig {
     pub execution_mode: ExecutionMode,
     /// Whether calls share instances.
     pub instances: InstancePolicy,
+    /// Run `_initialize` once at load time and start every call from the
+    /// state it left (wasmtime only). Fresh state per call without paying
+    /// for expensive initialisation on each.
+    pub preinitialize: bool,
 }
 
 impl PluginConfig {

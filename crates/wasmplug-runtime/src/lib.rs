@@ -31,6 +31,7 @@ mod error;
 mod host;
 mod outcome;
 mod plugin;
+mod preinit;
 mod runtime;
 mod trap;
 mod value;

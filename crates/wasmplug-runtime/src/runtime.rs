@@ -79,6 +79,7 @@ impl Runtime {
         let digest = hex::encode(Sha256::digest(bytes));
         let functions: Vec<FunctionExport> = report
             .exported_functions()
+            .filter(|(name, _)| !(config.preinitialize && crate::preinit::INITIALISERS.contains(name)))
             .map(|(name, signature)| FunctionExport {
                 name: name.to_owned(),
                 signature: signature.clone(),
@@ -88,6 +89,14 @@ impl Runtime {
         let (compiled, cache) = match config.engine {
             EngineKind::Wasmtime => {
                 let engine = self.wasmtime_engine(EngineKey::for_limits(&config.limits))?;
+                let preinitialized;
+                let (bytes, digest) = if config.preinitialize {
+                    preinitialized =
+                        crate::preinit::preinitialize(&engine, bytes, config, self.inner.config.epoch_tick)?;
+                    (preinitialized.as_slice(), hex::encode(Sha256::digest(&preinitialized)))
+                } else {
+                    (bytes, digest.clone())
+                };
                 let (module, cache) = match &self.inner.cache {
                     Some(cache) => cache.load_or_compile(&engine, bytes, &digest)?,
                     None => (wasmtime_engine::compile_module(&engine, bytes)?, CacheOutcome::Disabled),
@@ -101,6 +110,13 @@ impl Runtime {
                     self.inner.config.epoch_tick,
                 )?;
                 (Compiled::Wasmtime(compiled), cache)
+            }
+            #[cfg(feature = "wasmedge")]
+            EngineKind::WasmEdge if config.preinitialize => {
+                return Err(RuntimeError::Unsupported {
+                    engine: "wasmedge",
+                    feature: "pre-initialisation".into(),
+                })
             }
             #[cfg(feature = "wasmedge")]
             EngineKind::WasmEdge => {

@@ -221,6 +221,34 @@ impl Instance {
         }
     }
 
+    /// The memory and global values behind the pre-initialisation exports
+    /// (see [`crate::preinit`]).
+    pub(crate) fn snapshot(
+        &mut self,
+        memory_export: &str,
+        global_prefix: &str,
+        globals: usize,
+    ) -> Result<crate::preinit::Snapshot, RuntimeError> {
+        let missing = |name: &str| RuntimeError::Engine {
+            message: format!("pre-initialisation export `{name}` is missing"),
+        };
+        let memory = self
+            .instance
+            .get_memory(&mut self.store, memory_export)
+            .ok_or_else(|| missing(memory_export))?;
+        let memory = memory.data(&self.store).to_vec();
+        let globals = (0..globals)
+            .map(|index| {
+                let name = format!("{global_prefix}{index}");
+                self.instance
+                    .get_global(&mut self.store, &name)
+                    .map(|global| global.get(&mut self.store))
+                    .ok_or_else(|| missing(&name))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::preinit::Snapshot { memory, globals })
+    }
+
     /// The store, for typed calls.
     pub fn store_mut(&mut self) -> &mut Store<HostState> {
         &mut self.store

@@ -1,14 +1,21 @@
-//! [`ModuleReport`]: what a module imports and exports, with kinds and
-//! signatures, laid out like the sections of `wasm-objdump -x`.
+//! [`ModuleReport`]: everything wasmplug reads from a module, one field per
+//! section, filled by walrus (and by the wasmparser pass for what walrus does
+//! not keep), and rendered as text like `wasm-objdump -x` or as JSON.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::Hash;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{InspectError, Signature};
+use crate::{
+    custom, data, elements, exports, functions, globals, imports, memories, parse, tables, types, CodeSummary,
+    CustomSectionInfo, DataSegmentInfo, ElementSegmentInfo, Export, FunctionInfo, GlobalInfo, Import, InspectError,
+    MemoryInfo, Producers, Signature, TableInfo, TargetFeature, TypeInfo,
+};
 
 /// What kind of entity an import or export names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExternKind {
     /// A function.
@@ -36,123 +43,77 @@ impl ExternKind {
     }
 }
 
-/// One entry of the import section.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Import {
-    /// The module the import comes from, e.g. `wasi_snapshot_preview1`.
-    pub module: String,
-    /// The imported item's name.
-    pub name: String,
-    /// What is imported.
-    pub kind: ExternKind,
-    /// The function's signature, for function imports.
-    pub signature: Option<Signature>,
-}
-
-/// One entry of the export section.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Export {
-    /// The exported name.
-    pub name: String,
-    /// What is exported.
-    pub kind: ExternKind,
-    /// The function's signature, for function exports.
-    pub signature: Option<Signature>,
-}
-
-/// One linear memory, defined or imported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MemoryInfo {
-    /// Initial size in 64 KiB pages.
-    pub initial_pages: u64,
-    /// Declared maximum in pages, if any.
-    pub maximum_pages: Option<u64>,
-    /// Whether the memory is shared between threads.
-    pub shared: bool,
-    /// Whether it is 64-bit addressed.
-    pub memory64: bool,
-    /// Whether the memory is imported rather than defined.
-    pub imported: bool,
-}
-
-/// Everything wasmplug reads from a module.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Everything wasmplug reads from a module, section by section. Every list
+/// is in index order, imported items first, so the report is deterministic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModuleReport {
     /// Size of the module in bytes.
     pub size_bytes: usize,
+    /// The module's name from the `name` section, if any.
+    pub module_name: Option<String>,
+    /// The type section.
+    pub types: Vec<TypeInfo>,
     /// The import section, in order.
     pub imports: Vec<Import>,
+    /// Every function, imported first, with names and body sizes.
+    pub functions: Vec<FunctionInfo>,
+    /// Every table, imported first.
+    pub tables: Vec<TableInfo>,
+    /// Every memory, imported first.
+    pub memories: Vec<MemoryInfo>,
+    /// Every global, imported first.
+    pub globals: Vec<GlobalInfo>,
     /// The export section, in order.
     pub exports: Vec<Export>,
-    /// Memories, imported first, in index order.
-    pub memories: Vec<MemoryInfo>,
     /// Whether the module declares a start function.
     pub has_start_function: bool,
+    /// The start function's index, if there is one.
+    pub start_function: Option<u32>,
+    /// The element section.
+    pub element_segments: Vec<ElementSegmentInfo>,
+    /// The data section (sizes, not contents).
+    pub data_segments: Vec<DataSegmentInfo>,
+    /// Sum of the data segments' sizes, in bytes.
+    pub data_size_bytes: u64,
+    /// The code section in numbers, with the largest function bodies.
+    pub code: CodeSummary,
+    /// Every custom section, in file order.
+    pub custom_sections: Vec<CustomSectionInfo>,
+    /// The decoded `producers` section, if present and readable.
+    pub producers: Option<Producers>,
+    /// The decoded `target_features` section, in order.
+    pub target_features: Vec<TargetFeature>,
 }
 
 impl ModuleReport {
-    /// Reads a module. Fails with a one-line error on anything that is not a
-    /// valid core module; never panics.
+    /// Reads a module. Fails with a one-line [`InspectError`] on anything
+    /// that is not a valid core module; never panics.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, InspectError> {
-        let module = parse(bytes)?;
-        let imports = module
-            .imports
-            .iter()
-            .map(|import| {
-                let (kind, signature) = match import.kind {
-                    walrus::ImportKind::Function(id) => {
-                        (ExternKind::Func, Some(function_signature(&module, id)))
-                    }
-                    walrus::ImportKind::Table(_) => (ExternKind::Table, None),
-                    walrus::ImportKind::Memory(_) => (ExternKind::Memory, None),
-                    walrus::ImportKind::Global(_) => (ExternKind::Global, None),
-                    walrus::ImportKind::Tag(_) => (ExternKind::Tag, None),
-                };
-                Import {
-                    module: import.module.clone(),
-                    name: import.name.clone(),
-                    kind,
-                    signature,
-                }
-            })
-            .collect();
-        let exports = module
-            .exports
-            .iter()
-            .map(|export| {
-                let (kind, signature) = match export.item {
-                    walrus::ExportItem::Function(id) => {
-                        (ExternKind::Func, Some(function_signature(&module, id)))
-                    }
-                    walrus::ExportItem::Table(_) => (ExternKind::Table, None),
-                    walrus::ExportItem::Memory(_) => (ExternKind::Memory, None),
-                    walrus::ExportItem::Global(_) => (ExternKind::Global, None),
-                    walrus::ExportItem::Tag(_) => (ExternKind::Tag, None),
-                };
-                Export {
-                    name: export.name.clone(),
-                    kind,
-                    signature,
-                }
-            })
-            .collect();
-        let memories = module
-            .memories
-            .iter()
-            .map(|memory| MemoryInfo {
-                initial_pages: memory.initial,
-                maximum_pages: memory.maximum,
-                shared: memory.shared,
-                memory64: memory.memory64,
-                imported: memory.import.is_some(),
-            })
-            .collect();
+        let (module, scan) = parse::parse(bytes)?;
+        let indices = Indices::new(&module);
+        let exports = exports::collect(&module, &indices);
+        let functions = functions::collect(&module, &indices, &scan);
+        let code = functions::summarize(&functions);
+        let data_segments = data::collect(&module, &indices);
         Ok(ModuleReport {
             size_bytes: bytes.len(),
-            imports,
-            exports,
-            memories,
+            module_name: module.name.clone(),
+            types: scan.types.clone(),
+            imports: imports::collect(&module, &indices, &scan),
+            functions,
+            tables: tables::collect(&module, &indices, &exports),
+            memories: memories::collect(&module, &indices, &exports),
+            globals: globals::collect(&module, &indices, &exports),
             has_start_function: module.start.is_some(),
+            start_function: module.start.map(|id| indices.function(id)),
+            element_segments: elements::collect(&module, &indices),
+            data_size_bytes: data_segments.iter().map(|segment| segment.size_bytes).sum(),
+            data_segments,
+            code,
+            custom_sections: scan.custom_sections,
+            producers: scan.producers,
+            target_features: scan.target_features,
+            exports,
         })
     }
 
@@ -168,54 +129,146 @@ impl ModuleReport {
             .filter_map(|export| Some((export.name.as_str(), export.signature.as_ref()?)))
     }
 
-    /// The report as text, section by section like `wasm-objdump -x`.
+    /// The imports from one module, in order.
+    pub fn imports_from<'a>(&'a self, module: &'a str) -> impl Iterator<Item = &'a Import> + 'a {
+        self.imports.iter().filter(move |import| import.module == module)
+    }
+
+    /// The function with this index, if any.
+    pub fn function(&self, index: u32) -> Option<&FunctionInfo> {
+        self.functions.get(index as usize)
+    }
+
+    /// The name-section name of the function with this index, if any.
+    pub fn function_name(&self, index: u32) -> Option<&str> {
+        self.function(index)?.name.as_deref()
+    }
+
+    /// The report as text, section by section in the order and layout of
+    /// `wasm-objdump -x`. Deterministic: the same bytes give the same text.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "Import[{}]:", self.imports.len());
-        for import in &self.imports {
-            let _ = write!(
-                out,
-                " - {} {}.{}",
-                import.kind.as_str(),
-                import.module,
-                import.name
-            );
-            if let Some(signature) = &import.signature {
-                let _ = write!(out, " {signature}");
+        if let Some(name) = &self.module_name {
+            let _ = writeln!(out, "Module: <{}>", crate::text::name(name));
+        }
+        let _ = writeln!(out, "Size: {} bytes", self.size_bytes);
+        types::write_text(&mut out, self);
+        imports::write_text(&mut out, self);
+        functions::write_text(&mut out, self);
+        tables::write_text(&mut out, self);
+        memories::write_text(&mut out, self);
+        globals::write_text(&mut out, self);
+        exports::write_text(&mut out, self);
+        if let Some(start) = self.start_function {
+            let _ = write!(out, "Start:\n - start function: {start}");
+            if let Some(name) = self.function_name(start) {
+                let _ = write!(out, " <{}>", crate::text::name(name));
             }
             out.push('\n');
         }
-        let _ = writeln!(out, "Export[{}]:", self.exports.len());
-        for export in &self.exports {
-            let _ = write!(out, " - {} \"{}\"", export.kind.as_str(), export.name);
-            if let Some(signature) = &export.signature {
-                let _ = write!(out, " {signature}");
-            }
-            out.push('\n');
-        }
+        elements::write_text(&mut out, self);
+        functions::write_code_text(&mut out, self);
+        data::write_text(&mut out, self);
+        custom::write_text(&mut out, self);
         out
     }
-}
 
-fn parse(bytes: &[u8]) -> Result<walrus::Module, InspectError> {
-    let mut config = walrus::ModuleConfig::new();
-    config.generate_producers_section(false);
-    config
-        .parse(bytes)
-        .map_err(|error| InspectError::Malformed {
-            message: one_line(&error),
-        })
-}
+    /// The report as pretty-printed JSON. Deterministic, like
+    /// [`render_text`](Self::render_text).
+    pub fn render_json(&self) -> String {
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|error| format!("{{\"error\": \"cannot render report: {error}\"}}"))
+    }
 
-fn function_signature(module: &walrus::Module, id: walrus::FunctionId) -> Signature {
-    let ty = module.types.get(module.funcs.get(id).ty());
-    Signature {
-        params: ty.params().iter().copied().map(Into::into).collect(),
-        results: ty.results().iter().copied().map(Into::into).collect(),
+    /// The short description `wasm-objdump` prints after `kind[index]`:
+    /// `sig=1 <name>` for functions, limits for tables and memories, type
+    /// and mutability for globals.
+    pub(crate) fn describe(&self, kind: ExternKind, index: u32) -> String {
+        let position = index as usize;
+        match kind {
+            ExternKind::Func => self
+                .function(index)
+                .map(|function| {
+                    let mut out = String::new();
+                    if let Some(type_index) = function.type_index {
+                        let _ = write!(out, "sig={type_index} ");
+                    }
+                    if let Some(name) = &function.name {
+                        let _ = write!(out, "<{}> ", crate::text::name(name));
+                    }
+                    let _ = write!(out, "{}", function.signature);
+                    out
+                })
+                .unwrap_or_default(),
+            ExternKind::Table => self.tables.get(position).map(tables::describe).unwrap_or_default(),
+            ExternKind::Memory => self.memories.get(position).map(memories::describe).unwrap_or_default(),
+            ExternKind::Global => self.globals.get(position).map(globals::describe).unwrap_or_default(),
+            ExternKind::Tag => String::new(),
+        }
     }
 }
 
-/// walrus errors come as a chain; people want one line.
-fn one_line(error: &impl std::fmt::Display) -> String {
-    format!("{error:#}").replace('\n', " ")
+/// walrus names entities by arena id; the report and wasm-objdump by index.
+/// Arenas iterate in index order, imports first, so the position is the
+/// index.
+pub(crate) struct Indices {
+    functions: HashMap<walrus::FunctionId, u32>,
+    tables: HashMap<walrus::TableId, u32>,
+    memories: HashMap<walrus::MemoryId, u32>,
+    globals: HashMap<walrus::GlobalId, u32>,
+    tags: HashMap<walrus::TagId, u32>,
+}
+
+impl Indices {
+    fn new(module: &walrus::Module) -> Self {
+        Indices {
+            functions: positions(module.funcs.iter().map(walrus::Function::id)),
+            tables: positions(module.tables.iter().map(walrus::Table::id)),
+            memories: positions(module.memories.iter().map(walrus::Memory::id)),
+            globals: positions(module.globals.iter().map(walrus::Global::id)),
+            tags: positions(module.tags.iter().map(walrus::Tag::id)),
+        }
+    }
+
+    pub(crate) fn function(&self, id: walrus::FunctionId) -> u32 {
+        lookup(&self.functions, id)
+    }
+
+    pub(crate) fn table(&self, id: walrus::TableId) -> u32 {
+        lookup(&self.tables, id)
+    }
+
+    pub(crate) fn memory(&self, id: walrus::MemoryId) -> u32 {
+        lookup(&self.memories, id)
+    }
+
+    pub(crate) fn global(&self, id: walrus::GlobalId) -> u32 {
+        lookup(&self.globals, id)
+    }
+
+    pub(crate) fn tag(&self, id: walrus::TagId) -> u32 {
+        lookup(&self.tags, id)
+    }
+
+    /// A function's signature. Functions always have function types in a
+    /// validated module; anything else reads as `() -> nil` rather than
+    /// panicking like walrus's `Type::params` would.
+    pub(crate) fn signature(&self, module: &walrus::Module, id: walrus::FunctionId) -> Signature {
+        module
+            .types
+            .get(module.funcs.get(id).ty())
+            .as_function()
+            .map(Signature::from_walrus)
+            .unwrap_or_default()
+    }
+}
+
+fn positions<Id: Hash + Eq>(ids: impl Iterator<Item = Id>) -> HashMap<Id, u32> {
+    ids.enumerate().map(|(index, id)| (id, index as u32)).collect()
+}
+
+/// Every id came from the same module, so the lookup cannot miss; should it,
+/// `u32::MAX` shows up in the report instead of a panic.
+fn lookup<Id: Hash + Eq>(map: &HashMap<Id, u32>, id: Id) -> u32 {
+    map.get(&id).copied().unwrap_or(u32::MAX)
 }

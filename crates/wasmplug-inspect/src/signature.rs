@@ -20,8 +20,13 @@ pub enum ValType {
     F64,
     /// 128-bit vector.
     V128,
-    /// A reference type (funcref, externref, ...).
+    /// A reference type other than `funcref` and `externref` (GC and
+    /// exception-handling proposals).
     Ref,
+    /// A nullable reference to any function.
+    FuncRef,
+    /// A nullable reference to a host value.
+    ExternRef,
 }
 
 impl ValType {
@@ -34,6 +39,8 @@ impl ValType {
             ValType::F64 => "f64",
             ValType::V128 => "v128",
             ValType::Ref => "ref",
+            ValType::FuncRef => "funcref",
+            ValType::ExternRef => "externref",
         }
     }
 }
@@ -46,7 +53,44 @@ impl From<walrus::ValType> for ValType {
             walrus::ValType::F32 => ValType::F32,
             walrus::ValType::F64 => ValType::F64,
             walrus::ValType::V128 => ValType::V128,
-            walrus::ValType::Ref(_) => ValType::Ref,
+            walrus::ValType::Ref(reference) => reference.into(),
+        }
+    }
+}
+
+impl From<walrus::RefType> for ValType {
+    fn from(value: walrus::RefType) -> Self {
+        if value == walrus::RefType::FUNCREF {
+            ValType::FuncRef
+        } else if value == walrus::RefType::EXTERNREF {
+            ValType::ExternRef
+        } else {
+            ValType::Ref
+        }
+    }
+}
+
+impl From<wasmparser::ValType> for ValType {
+    fn from(value: wasmparser::ValType) -> Self {
+        match value {
+            wasmparser::ValType::I32 => ValType::I32,
+            wasmparser::ValType::I64 => ValType::I64,
+            wasmparser::ValType::F32 => ValType::F32,
+            wasmparser::ValType::F64 => ValType::F64,
+            wasmparser::ValType::V128 => ValType::V128,
+            wasmparser::ValType::Ref(reference) => reference.into(),
+        }
+    }
+}
+
+impl From<wasmparser::RefType> for ValType {
+    fn from(value: wasmparser::RefType) -> Self {
+        if value == wasmparser::RefType::FUNCREF {
+            ValType::FuncRef
+        } else if value == wasmparser::RefType::EXTERNREF {
+            ValType::ExternRef
+        } else {
+            ValType::Ref
         }
     }
 }
@@ -67,6 +111,8 @@ impl FromStr for ValType {
             "f32" => Ok(ValType::F32),
             "f64" => Ok(ValType::F64),
             "v128" => Ok(ValType::V128),
+            "funcref" => Ok(ValType::FuncRef),
+            "externref" => Ok(ValType::ExternRef),
             other => Err(SignatureParseError(format!("unknown value type `{other}`"))),
         }
     }
@@ -87,6 +133,20 @@ impl Signature {
         Signature {
             params: params.into(),
             results: results.into(),
+        }
+    }
+
+    pub(crate) fn from_walrus(ty: &walrus::FunctionType) -> Self {
+        Signature {
+            params: ty.params().iter().copied().map(Into::into).collect(),
+            results: ty.results().iter().copied().map(Into::into).collect(),
+        }
+    }
+
+    pub(crate) fn from_wasmparser(ty: &wasmparser::FuncType) -> Self {
+        Signature {
+            params: ty.params().iter().copied().map(Into::into).collect(),
+            results: ty.results().iter().copied().map(Into::into).collect(),
         }
     }
 }
@@ -120,16 +180,20 @@ fn write_list(f: &mut fmt::Formatter<'_>, types: &[ValType]) -> fmt::Result {
 #[error("{0}")]
 pub struct SignatureParseError(String);
 
+impl SignatureParseError {
+    pub(crate) fn new(message: String) -> Self {
+        SignatureParseError(message)
+    }
+}
+
 /// Parses `(i32,i64)->f64`, `(i32) -> i32`, `() -> nil`, `()->()` and `()->(i32, i32)`.
 impl FromStr for Signature {
     type Err = SignatureParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (params, results) = s.split_once("->").ok_or_else(|| {
-            SignatureParseError(format!(
-                "signature `{s}` has no `->`, expected e.g. `(i32)->i32`"
-            ))
-        })?;
+        let (params, results) = s
+            .split_once("->")
+            .ok_or_else(|| SignatureParseError(format!("signature `{s}` has no `->`, expected e.g. `(i32)->i32`")))?;
         let params = parse_list(params.trim(), s)?;
         let results = match results.trim() {
             "nil" | "" => Vec::new(),
@@ -144,11 +208,7 @@ fn parse_list(list: &str, whole: &str) -> Result<Vec<ValType>, SignatureParseErr
     let inner = list
         .strip_prefix('(')
         .and_then(|rest| rest.strip_suffix(')'))
-        .ok_or_else(|| {
-            SignatureParseError(format!(
-                "signature `{whole}`: `{list}` is not a parenthesised list"
-            ))
-        })?;
+        .ok_or_else(|| SignatureParseError(format!("signature `{whole}`: `{list}` is not a parenthesised list")))?;
     if inner.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -170,10 +230,7 @@ mod tests {
             let signature: Signature = text.parse().unwrap();
             assert_eq!(signature.to_string(), text);
         }
-        assert_eq!(
-            "(i32)->i32".parse::<Signature>().unwrap().to_string(),
-            "(i32) -> i32"
-        );
+        assert_eq!("(i32)->i32".parse::<Signature>().unwrap().to_string(), "(i32) -> i32");
         assert!("i32 -> i32".parse::<Signature>().is_err());
         assert!("(i33) -> i32".parse::<Signature>().is_err());
     }

@@ -82,7 +82,7 @@ pub enum OutputStream {
 #[non_exhaustive]
 pub enum RuntimeError {
     /// The bytes are not a module wasmplug can read.
-    #[error("{0}")]
+    #[error(transparent)]
     Inspect(#[from] wasmplug_inspect::InspectError),
     /// The module breaks the plugin contract.
     #[error("plugin breaks the contract: {}", violation_list(.violations))]

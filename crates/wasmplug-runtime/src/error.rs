@@ -311,6 +311,7 @@ impl RuntimeError {
 fn violation_list(violations: &[Violation]) -> String {
     violations
         .iter()
+        .filter(|violation| violation.severity == wasmplug_inspect::Severity::Error)
         .map(|violation| format!("[{}] {}", violation.code, violation.message))
         .collect::<Vec<_>>()
         .join("; ")

@@ -8,6 +8,8 @@ use wasmplug_inspect::ModuleReport;
 use xshell::{cmd, Shell};
 use xtask::{build_plugins, plugins_out_dir, project_root};
 
+mod bench;
+
 const HELP: &str = "\
 cargo xtask <command>
 
@@ -20,6 +22,9 @@ commands:
     serve [args...]          build the plugins and start the service on
                              127.0.0.1:8080 with them loaded (extra args go to
                              `wasmplug serve`)
+    bench [--quick] [--report-only]
+                             run the criterion benches and write BENCHMARKS.md
+                             (--report-only: from the last run's results)
     ci                       everything CI checks: toolchain (installed if
                              missing), formatting, clippy, every test, the
                              WasmEdge backend's compile check
@@ -57,6 +62,12 @@ fn main() -> anyhow::Result<()> {
                 "cargo run --release --package wasmplug-cli -- serve --plugins {plugins} --listen 127.0.0.1:8080 {rest...}"
             )
             .run()?;
+        }
+        Some("bench") => {
+            let quick = rest.iter().any(|arg| arg == "--quick");
+            let report_only = rest.iter().any(|arg| arg == "--report-only");
+            build_plugins()?;
+            bench::run(&sh, quick, report_only, "")?;
         }
         Some("ci") => {
             no_more_arguments("ci", &rest)?;

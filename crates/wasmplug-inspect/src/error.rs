@@ -113,7 +113,7 @@ pub(crate) fn one_line(text: &str) -> String {
 fn truncated_header(length: usize) -> InspectError {
     InspectError::Malformed {
         offset: Some(length),
-        message: format!("unexpected end of file: the 8-byte header is cut short after {length} bytes"),
+        message: format!("the file ends after {length} bytes, inside the 8-byte header"),
     }
 }
 

@@ -68,6 +68,7 @@ mod parse;
 mod report;
 mod signature;
 mod tables;
+mod tags;
 mod text;
 mod types;
 
@@ -87,4 +88,5 @@ pub use memories::MemoryInfo;
 pub use report::{ExternKind, ModuleReport};
 pub use signature::{Signature, SignatureParseError, ValType};
 pub use tables::TableInfo;
+pub use tags::TagInfo;
 pub use types::{TypeInfo, TypeKind};

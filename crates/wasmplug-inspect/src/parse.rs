@@ -26,6 +26,8 @@ pub(crate) struct Scan {
     pub types: Vec<TypeInfo>,
     /// The type index of every function, imported ones first.
     pub function_type_indices: Vec<u32>,
+    /// The type index of every tag, imported ones first.
+    pub tag_type_indices: Vec<u32>,
     /// Body size in bytes of every defined function, in order.
     pub code_sizes: Vec<u64>,
     /// Every custom section, in file order.
@@ -99,14 +101,21 @@ fn record(scan: &mut Scan, payload: Payload<'_>) -> wasmparser::Result<()> {
         }
         Payload::ImportSection(reader) => {
             for import in reader.into_imports() {
-                if let TypeRef::Func(index) | TypeRef::FuncExact(index) = import?.ty {
-                    scan.function_type_indices.push(index);
+                match import?.ty {
+                    TypeRef::Func(index) | TypeRef::FuncExact(index) => scan.function_type_indices.push(index),
+                    TypeRef::Tag(tag) => scan.tag_type_indices.push(tag.func_type_idx),
+                    _ => {}
                 }
             }
         }
         Payload::FunctionSection(reader) => {
             for index in reader {
                 scan.function_type_indices.push(index?);
+            }
+        }
+        Payload::TagSection(reader) => {
+            for tag in reader {
+                scan.tag_type_indices.push(tag?.func_type_idx);
             }
         }
         Payload::CodeSectionEntry(body) => {

@@ -9,9 +9,9 @@ use std::hash::Hash;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    custom, data, elements, exports, functions, globals, imports, memories, parse, tables, types, CodeSummary,
+    custom, data, elements, exports, functions, globals, imports, memories, parse, tables, tags, types, CodeSummary,
     CustomSectionInfo, DataSegmentInfo, ElementSegmentInfo, Export, FunctionInfo, GlobalInfo, Import, InspectError,
-    MemoryInfo, Producers, Signature, TableInfo, TargetFeature, TypeInfo,
+    MemoryInfo, Producers, Signature, TableInfo, TagInfo, TargetFeature, TypeInfo,
 };
 
 /// What kind of entity an import or export names.
@@ -63,6 +63,8 @@ pub struct ModuleReport {
     pub memories: Vec<MemoryInfo>,
     /// Every global, imported first.
     pub globals: Vec<GlobalInfo>,
+    /// Every exception tag, imported first.
+    pub tags: Vec<TagInfo>,
     /// The export section, in order.
     pub exports: Vec<Export>,
     /// Whether the module declares a start function.
@@ -104,6 +106,7 @@ impl ModuleReport {
             tables: tables::collect(&module, &indices, &exports),
             memories: memories::collect(&module, &indices, &exports),
             globals: globals::collect(&module, &indices, &exports),
+            tags: tags::collect(&module, &indices, &scan, &exports),
             has_start_function: module.start.is_some(),
             start_function: module.start.map(|id| indices.function(id)),
             element_segments: elements::collect(&module, &indices),
@@ -158,6 +161,7 @@ impl ModuleReport {
         tables::write_text(&mut out, self);
         memories::write_text(&mut out, self);
         globals::write_text(&mut out, self);
+        tags::write_text(&mut out, self);
         exports::write_text(&mut out, self);
         if let Some(start) = self.start_function {
             let _ = write!(out, "Start:\n - start function: {start}");
@@ -203,7 +207,7 @@ impl ModuleReport {
             ExternKind::Table => self.tables.get(position).map(tables::describe).unwrap_or_default(),
             ExternKind::Memory => self.memories.get(position).map(memories::describe).unwrap_or_default(),
             ExternKind::Global => self.globals.get(position).map(globals::describe).unwrap_or_default(),
-            ExternKind::Tag => String::new(),
+            ExternKind::Tag => self.tags.get(position).map(tags::describe).unwrap_or_default(),
         }
     }
 }

@@ -43,7 +43,11 @@ where
         Err(error) => {
             let use_stderr = error.use_stderr();
             let text = error.render().to_string();
-            let _ = if use_stderr { stderr.write_all(text.as_bytes()) } else { stdout.write_all(text.as_bytes()) };
+            let _ = if use_stderr {
+                stderr.write_all(text.as_bytes())
+            } else {
+                stdout.write_all(text.as_bytes())
+            };
             return if use_stderr { 2 } else { 0 };
         }
     };

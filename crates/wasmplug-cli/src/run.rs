@@ -81,7 +81,9 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> any
         (Some(text), _) => Some(text.clone().into_bytes()),
         (None, Some(path)) if path.as_os_str() == "-" => {
             let mut bytes = Vec::new();
-            std::io::stdin().read_to_end(&mut bytes).context("cannot read standard input")?;
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("cannot read standard input")?;
             Some(bytes)
         }
         (None, Some(path)) => Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?),
@@ -91,7 +93,10 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> any
     let started = Instant::now();
     let outcome = match input {
         Some(input) => {
-            anyhow::ensure!(args.args.is_empty(), "bytes-ABI calls take their input from --input, not arguments");
+            anyhow::ensure!(
+                args.args.is_empty(),
+                "bytes-ABI calls take their input from --input, not arguments"
+            );
             plugin.invoke(&args.function, input)?
         }
         None => {

@@ -1,1 +1,183 @@
-//! placeholder
+//! The wasmplug HTTP microservice.
+//!
+//! A [`Registry`] keeps a directory of plugins loaded and swaps new versions
+//! in while calls run; [`app`] is the router over it (tests drive it with
+//! `tower::ServiceExt::oneshot`); [`serve`] binds a socket, loads the
+//! directory, watches it, and serves until its shutdown future resolves.
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /healthz`, `GET /readyz` | liveness; readiness once the initial load finished |
+//! | `GET /metrics` | Prometheus text: calls, errors by code, latency, fuel, in-flight |
+//! | `GET /openapi.json` | this API, as OpenAPI 3.1 |
+//! | `GET /v1/plugins`, `GET /v1/plugins/{name}` | what is loaded: digests, functions, versions, last load error, report |
+//! | `PUT /v1/plugins/{name}` | upload wasm bytes (`?manifest=` TOML); admin token |
+//! | `DELETE /v1/plugins/{name}` | remove; admin token |
+//! | `POST /v1/plugins/{name}/rollback` | previous version, or `?digest=`; admin token |
+//! | `POST /v1/plugins/{name}/call/{function}` | `{"args":[21]}` → `{"results":[43]}` |
+//! | `POST /v1/plugins/{name}/invoke/{function}` | bytes ABI: raw bytes in and out |
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmplug_runtime::{Runtime, RuntimeConfig};
+
+mod api;
+mod error;
+mod metrics;
+mod openapi;
+mod registry;
+mod watch;
+
+pub use api::app;
+pub use error::ApiError;
+pub use registry::{is_valid_name, Registry, RegistryError};
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The plugin directory.
+    pub plugins_dir: PathBuf,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The bearer token for mutations; `None` disables them.
+    pub admin_token: Option<String>,
+    /// Compiled-module cache; `None` for `<plugins_dir>/.cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Plugin calls running at once, across all plugins.
+    pub max_concurrent_calls: usize,
+    /// How long a call waits for a slot before the answer is 503.
+    pub queue_timeout: Duration,
+    /// Instance slots in the engine's pool.
+    pub pool_instances: u32,
+    /// Whether to watch the directory and reload changed plugins.
+    pub watch: bool,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for serving `plugins_dir` on `listen`.
+    pub fn new(plugins_dir: PathBuf, listen: SocketAddr) -> Self {
+        ServerConfig {
+            plugins_dir,
+            listen,
+            admin_token: None,
+            cache_dir: None,
+            max_body_bytes: 16 << 20,
+            max_concurrent_calls: 64,
+            queue_timeout: api::DEFAULT_QUEUE_TIMEOUT,
+            pool_instances: 1000,
+            watch: true,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The plugins.
+    pub registry: Arc<Registry>,
+    /// The configuration.
+    pub config: Arc<ServerConfig>,
+    /// Set once the initial load finished.
+    pub ready: Arc<AtomicBool>,
+    call_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// A state with a runtime and a registry over the configured directory;
+    /// nothing is loaded yet (see [`AppState::load_all`]).
+    pub fn new(config: ServerConfig) -> anyhow::Result<AppState> {
+        let cache_dir = config
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| config.plugins_dir.join(".cache"));
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(cache_dir),
+            pool_instances: config.pool_instances,
+            ..RuntimeConfig::default()
+        })?;
+        let registry = Registry::new(&config.plugins_dir, runtime)
+            .with_context(|| format!("cannot use plugin directory {}", config.plugins_dir.display()))?;
+        Ok(AppState {
+            registry: Arc::new(registry),
+            call_slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls)),
+            config: Arc::new(config),
+            ready: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Loads every plugin in the directory, then reports ready.
+    pub fn load_all(&self) {
+        self.registry.load_all();
+        self.ready.store(true, Ordering::Release);
+    }
+}
+
+/// Binds, loads the plugins, watches the directory, serves until
+/// `shutdown` resolves, then waits for in-flight requests (up to the grace
+/// period). `on_bound` learns the bound address (useful with port 0).
+pub async fn serve(
+    config: ServerConfig,
+    on_bound: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    on_bound(listener.local_addr()?);
+    let grace = config.shutdown_grace;
+    let watch = config.watch;
+    let state = AppState::new(config)?;
+    let loader = state.clone();
+    tokio::task::spawn_blocking(move || loader.load_all()).await?;
+    let _watcher = if watch {
+        Some(watch::watch(state.registry.clone())?)
+    } else {
+        None
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stop_rx_for_deadline = stop_rx.clone();
+    tokio::select! {
+        result = server => result.context("server failed")?,
+        () = async move {
+            let _ = stop_rx_for_deadline.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("shutdown grace period over; dropping remaining requests"),
+    }
+    drop(stop_rx);
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,400 @@
+//! The HTTP routes and their handlers. Plugin calls run on the blocking
+//! pool, never on an async worker, behind a global concurrency cap with a
+//! short queue.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{json, Value as Json_};
+use wasmplug_runtime::{CallOutcome, Plugin, RuntimeError};
+
+use crate::error::ApiError;
+use crate::registry::{is_valid_name, RegistryError, Slot};
+use crate::AppState;
+
+/// The service's router over `state`.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::render))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/plugins", get(list_plugins))
+        .route(
+            "/v1/plugins/{name}",
+            get(describe_plugin).put(upload_plugin).delete(delete_plugin),
+        )
+        .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
+        .route("/v1/plugins/{name}/call/{function}", post(call_function))
+        .route("/v1/plugins/{name}/invoke/{function}", post(invoke_function))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "loading plugins").into_response()
+    }
+}
+
+async fn openapi() -> Json<Json_> {
+    Json(crate::openapi::document())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn list_plugins(State(state): State<AppState>) -> Json<Json_> {
+    let plugins: Vec<Json_> = state
+        .registry
+        .slots()
+        .into_iter()
+        .map(|(name, slot)| match slot.active.load_full() {
+            Some(plugin) => json!({
+                "name": name,
+                "digest": plugin.digest(),
+                "functions": functions(&plugin),
+            }),
+            None => json!({ "name": name, "digest": null, "functions": [], "last_error": slot.last_error() }),
+        })
+        .collect();
+    Json(json!({ "plugins": plugins }))
+}
+
+async fn describe_plugin(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Json_>, ApiError> {
+    let slot = find_slot(&state, &name)?;
+    let active = slot.active.load_full();
+    Ok(Json(json!({
+        "name": name,
+        "active_digest": active.as_ref().map(|plugin| plugin.digest()),
+        "versions": state.registry.versions(&name),
+        "last_error": slot.last_error(),
+        "functions": active.as_ref().map(|plugin| functions(plugin)).unwrap_or_default(),
+        "config": active.as_ref().map(|plugin| plugin.config()),
+        "warnings": active.as_ref().map(|plugin| plugin.warnings()),
+        "report": active.as_ref().map(|plugin| plugin.report()),
+        "in_flight": active.as_ref().map(|plugin| plugin.in_flight()),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadQuery {
+    manifest: Option<String>,
+}
+
+async fn upload_plugin(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    check_name(&name)?;
+    let registry = state.registry.clone();
+    let existed = registry.slot(&name).is_some_and(|slot| slot.active.load().is_some());
+    let plugin = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Handle::current().block_on(registry.upload(&name, &body, query.manifest.as_deref()))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(registry_error)?;
+    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((
+        status,
+        Json(json!({ "name": plugin.name(), "digest": plugin.digest(), "functions": functions(&plugin) })),
+    )
+        .into_response())
+}
+
+async fn delete_plugin(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    authorize(&state, &headers)?;
+    check_name(&name)?;
+    state.registry.delete(&name).await.map_err(registry_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+struct RollbackQuery {
+    digest: Option<String>,
+}
+
+async fn rollback_plugin(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<RollbackQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Json_>, ApiError> {
+    authorize(&state, &headers)?;
+    check_name(&name)?;
+    let registry = state.registry.clone();
+    let plugin = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Handle::current().block_on(registry.rollback(&name, query.digest.as_deref()))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(registry_error)?;
+    Ok(Json(json!({ "name": plugin.name(), "digest": plugin.digest() })))
+}
+
+#[derive(Debug, Deserialize)]
+struct CallRequest {
+    args: Vec<Json_>,
+}
+
+async fn call_function(
+    State(state): State<AppState>,
+    Path((name, function)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (slot, plugin) = active_plugin(&state, &name)?;
+    let request: CallRequest = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("body must be {{\"args\": [...]}}: {error}"),
+        )
+    })?;
+    let args = match plugin
+        .function(&function)
+        .and_then(|export| export.args_from_json(&request.args))
+    {
+        Ok(args) => args,
+        Err(error) => return Err(record(&slot, error)),
+    };
+    let outcome = run_call(&state, &slot, move || plugin.call(&function, &args)).await?;
+    let mut body = json!({ "results": outcome.results.iter().map(|value| value.to_json()).collect::<Vec<_>>() });
+    if !outcome.logs.is_empty() {
+        body["logs"] = json!(outcome.logs);
+    }
+    if !outcome.stdout.is_empty() {
+        body["stdout"] = json!(String::from_utf8_lossy(&outcome.stdout));
+    }
+    if !outcome.stderr.is_empty() {
+        body["stderr"] = json!(String::from_utf8_lossy(&outcome.stderr));
+    }
+    Ok(Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct InvokeQuery {
+    format: Option<String>,
+}
+
+async fn invoke_function(
+    State(state): State<AppState>,
+    Path((name, function)): Path<(String, String)>,
+    Query(query): Query<InvokeQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (slot, plugin) = active_plugin(&state, &name)?;
+    let outcome = run_call(&state, &slot, move || plugin.invoke(&function, body)).await?;
+    if query.format.as_deref() == Some("json") {
+        return Ok(Json(json!({
+            "output": String::from_utf8_lossy(&outcome.output),
+            "logs": outcome.logs,
+            "stdout": String::from_utf8_lossy(&outcome.stdout),
+            "stderr": String::from_utf8_lossy(&outcome.stderr),
+        }))
+        .into_response());
+    }
+    let mut response = outcome.output.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    for (name, bytes) in [
+        ("x-wasmplug-stdout", &outcome.stdout),
+        ("x-wasmplug-stderr", &outcome.stderr),
+    ] {
+        if !bytes.is_empty() {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            if let Ok(value) = HeaderValue::from_str(&encoded) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    Ok(response)
+}
+
+/// Runs a plugin call on the blocking pool under the global cap, waiting a
+/// short while for a slot, and records its metrics.
+async fn run_call<F>(state: &AppState, slot: &Arc<Slot>, call: F) -> Result<CallOutcome, ApiError>
+where
+    F: FnOnce() -> Result<CallOutcome, RuntimeError> + Send + 'static,
+{
+    let permit = match state.call_slots.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => {
+            match tokio::time::timeout(state.config.queue_timeout, state.call_slots.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    slot.metrics.error("overloaded");
+                    return Err(ApiError::overloaded("every call slot is busy; retry shortly"));
+                }
+            }
+        }
+    };
+    let started = Instant::now();
+    let result = tokio::task::spawn_blocking(move || {
+        let result = call();
+        drop(permit);
+        result
+    })
+    .await
+    .map_err(internal)?;
+    slot.metrics.observe(started.elapsed().as_micros() as u64);
+    match result {
+        Ok(outcome) => {
+            slot.metrics.calls_ok.fetch_add(1, Ordering::Relaxed);
+            if let Some(fuel) = outcome.fuel_consumed {
+                slot.metrics.fuel_high_water.fetch_max(fuel, Ordering::Relaxed);
+            }
+            Ok(outcome)
+        }
+        Err(error) => Err(record(slot, error)),
+    }
+}
+
+#[cold]
+fn record(slot: &Slot, error: RuntimeError) -> ApiError {
+    slot.metrics.error(error.code());
+    ApiError::from(error)
+}
+
+fn functions(plugin: &Plugin) -> Vec<Json_> {
+    // `() -> i32` is the bytes ABI's shape only in plugins that use the host module.
+    let uses_host_module = plugin
+        .report()
+        .imports
+        .iter()
+        .any(|import| import.module == wasmplug_runtime::HOST_MODULE);
+    plugin
+        .functions()
+        .iter()
+        .map(|function| {
+            json!({
+                "name": function.name,
+                "signature": function.signature.to_string(),
+                "bytes_abi": uses_host_module && function.is_bytes_abi(),
+            })
+        })
+        .collect()
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_name(name))
+    }
+}
+
+fn find_slot(state: &AppState, name: &str) -> Result<Arc<Slot>, ApiError> {
+    check_name(name)?;
+    state.registry.slot(name).ok_or_else(|| ApiError::no_such_plugin(name))
+}
+
+fn active_plugin(state: &AppState, name: &str) -> Result<(Arc<Slot>, Arc<Plugin>), ApiError> {
+    let slot = find_slot(state, name)?;
+    let plugin = slot.active.load_full().ok_or_else(|| ApiError::no_such_plugin(name))?;
+    Ok((slot, plugin))
+}
+
+/// Mutations need `Authorization: Bearer <token>`; without a configured
+/// token they are disabled, never open.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = state.config.admin_token.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "plugin management is disabled: start the service with an admin token",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing `Authorization: Bearer <token>`",
+            )
+        })?;
+    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong admin token",
+        ))
+    }
+}
+
+/// Compares without an early exit, so the time taken says nothing about
+/// how much of the token matched.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut difference = given.len() ^ expected.len();
+    for (index, byte) in expected.iter().enumerate() {
+        difference |= usize::from(byte ^ given.get(index).copied().unwrap_or(!byte));
+    }
+    difference == 0
+}
+
+fn registry_error(error: RegistryError) -> ApiError {
+    match error {
+        RegistryError::Runtime(error) => ApiError::from(error),
+        RegistryError::Manifest(message) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_manifest",
+            format!("invalid manifest: {message}"),
+        ),
+        RegistryError::NotFound(message) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+        RegistryError::Io(error) => internal(error),
+    }
+}
+
+#[cold]
+fn internal(error: impl std::fmt::Display) -> ApiError {
+    tracing::error!("internal error: {error}");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+}
+
+/// How long a call waits for a free slot before the answer is 503.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(super::constant_time_eq(b"secret", b"secret"));
+        assert!(!super::constant_time_eq(b"secreT", b"secret"));
+        assert!(!super::constant_time_eq(b"secret-longer", b"secret"));
+        assert!(!super::constant_time_eq(b"", b"secret"));
+    }
+}

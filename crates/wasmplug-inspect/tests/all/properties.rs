@@ -7,7 +7,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use proptest::prelude::*;
-use wasmplug_inspect::{check, is_acceptable, ModuleReport, Policy};
+use wasmplug_inspect::{check, is_acceptable, InspectError, ModuleReport, Policy};
 
 fn cases() -> u32 {
     std::env::var("WASMPLUG_PROPTEST_CASES")
@@ -77,6 +77,12 @@ proptest! {
     #[test]
     fn wasm_smith_modules_never_panic(seed in proptest::collection::vec(any::<u8>(), 16..2048)) {
         if let Some(bytes) = smith(&seed) {
+            // A valid module is read; walrus may only refuse, cleanly, a
+            // proposal it does not support.
+            match ModuleReport::from_bytes(&bytes) {
+                Ok(_) | Err(InspectError::Unsupported { .. }) => {}
+                Err(error) => prop_assert!(false, "a valid module was refused: {}", error),
+            }
             exercise(&bytes);
             // A cut-short valid module must fail cleanly too.
             exercise(&bytes[..bytes.len() / 2]);

@@ -7,7 +7,10 @@ fn main() {
     for source in ["fib.c", "sha256.c", "sort.cpp"] {
         println!("cargo:rerun-if-changed={}", plugins.join(source).display());
     }
-    println!("cargo:rerun-if-changed={}", plugins.join("include/wasmplug.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        plugins.join("include/wasmplug.h").display()
+    );
     let clang = |name: &str| {
         std::process::Command::new(name)
             .arg("--version")
@@ -20,9 +23,14 @@ fn main() {
     if let Some(compiler) = clang("clang-19").or_else(|| clang("clang")) {
         c.compiler(compiler);
     }
-    c.file(plugins.join("fib.c")).file(plugins.join("sha256.c")).compile("native_compute_c");
+    c.file(plugins.join("fib.c"))
+        .file(plugins.join("sha256.c"))
+        .compile("native_compute_c");
     let mut cpp = cc::Build::new();
-    cpp.cpp(true).opt_level(3).include(plugins.join("include")).warnings(false);
+    cpp.cpp(true)
+        .opt_level(3)
+        .include(plugins.join("include"))
+        .warnings(false);
     if let Some(compiler) = clang("clang++-19").or_else(|| clang("clang++")) {
         cpp.compiler(compiler);
     }

@@ -69,10 +69,7 @@ fn run_reports_bad_input_clearly() {
     let output = wasmplug(&["run", &not_wasm, "process", "21"]);
     assert_eq!(output.code, 1);
     assert!(output.stderr.starts_with("error: cannot load"), "{output:?}");
-    assert!(
-        output.stderr.contains("not a WebAssembly module"),
-        "{output:?}"
-    );
+    assert!(output.stderr.contains("not a WebAssembly module"), "{output:?}");
     assert_eq!(output.stderr.lines().count(), 1, "one line: {output:?}");
     check(
         "run_errors",

@@ -7,3 +7,4 @@ mod cli;
 mod inspect;
 mod limits;
 mod runtime;
+mod serve;

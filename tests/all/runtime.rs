@@ -228,7 +228,10 @@ fn preinitialised_plugins_start_initialised_without_rerunning_init() {
             "lookup({index})"
         );
     }
-    assert!(preinitialized.function("_initialize").is_err(), "the initialiser is gone");
+    assert!(
+        preinitialized.function("_initialize").is_err(),
+        "the initialiser is gone"
+    );
 
     // Fuel proves the initialiser does not run per call: the table takes
     // millions of instructions to build, a lookup a handful.
@@ -239,8 +242,15 @@ fn preinitialised_plugins_start_initialised_without_rerunning_init() {
         },
         ..PluginConfig::default()
     };
-    let error = load_with("slow_init", &budget).unwrap().call("lookup", &[Value::I32(7)]).unwrap_err();
-    assert_eq!(error.code(), "out_of_fuel", "a plain call builds the table first: {error}");
+    let error = load_with("slow_init", &budget)
+        .unwrap()
+        .call("lookup", &[Value::I32(7)])
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        "out_of_fuel",
+        "a plain call builds the table first: {error}"
+    );
     let preinit_budget = PluginConfig {
         preinitialize: true,
         limits: wasmplug_runtime::Limits {
@@ -251,5 +261,8 @@ fn preinitialised_plugins_start_initialised_without_rerunning_init() {
     };
     let snapshot = load_with("slow_init", &preinit_budget).unwrap();
     let outcome = snapshot.call("lookup", &[Value::I32(7)]).unwrap();
-    assert!(outcome.fuel_consumed.unwrap() < 1_000, "a call pays for init: {outcome:?}");
+    assert!(
+        outcome.fuel_consumed.unwrap() < 1_000,
+        "a call pays for init: {outcome:?}"
+    );
 }

@@ -54,20 +54,30 @@ fn compute(c: &mut Criterion) {
         let wide = plugin == "fib";
         if wide {
             let func = instance.get_typed_func::<i32, i64>(&mut store, function).unwrap();
-            group.bench_function("raw_wasmtime_no_epoch", |b| b.iter(|| func.call(&mut store, black_box(argument)).unwrap()));
+            group.bench_function("raw_wasmtime_no_epoch", |b| {
+                b.iter(|| func.call(&mut store, black_box(argument)).unwrap())
+            });
         } else {
             let func = instance.get_typed_func::<i32, i32>(&mut store, function).unwrap();
-            group.bench_function("raw_wasmtime_no_epoch", |b| b.iter(|| func.call(&mut store, black_box(argument)).unwrap()));
+            group.bench_function("raw_wasmtime_no_epoch", |b| {
+                b.iter(|| func.call(&mut store, black_box(argument)).unwrap())
+            });
         }
 
-        let loaded = wasmplug_tests::runtime().load(plugin, &bytes, &PluginConfig::default()).unwrap();
+        let loaded = wasmplug_tests::runtime()
+            .load(plugin, &bytes, &PluginConfig::default())
+            .unwrap();
         let mut instance = loaded.instance().unwrap();
         if wide {
             let func = instance.typed::<i32, i64>(function).unwrap();
-            group.bench_function("wasmplug_epoch_on", |b| b.iter(|| instance.call_typed(&func, black_box(argument)).unwrap()));
+            group.bench_function("wasmplug_epoch_on", |b| {
+                b.iter(|| instance.call_typed(&func, black_box(argument)).unwrap())
+            });
         } else {
             let func = instance.typed::<i32, i32>(function).unwrap();
-            group.bench_function("wasmplug_epoch_on", |b| b.iter(|| instance.call_typed(&func, black_box(argument)).unwrap()));
+            group.bench_function("wasmplug_epoch_on", |b| {
+                b.iter(|| instance.call_typed(&func, black_box(argument)).unwrap())
+            });
         }
         group.finish();
     }

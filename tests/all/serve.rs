@@ -1,0 +1,53 @@
+//! The seed's call over HTTP: the service started on an ephemeral loopback
+//! port with the example plugins, answered over a real socket.
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use wasmplug_server::ServerConfig;
+use wasmplug_tests::plugin_bytes;
+
+async fn post(address: std::net::SocketAddr, path: &str, body: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    format!("{}\n{body}", head.lines().next().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_answers_the_seed_call() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["process", "numeric", "upper"] {
+        std::fs::write(dir.path().join(format!("{name}.wasm")), plugin_bytes(name)).unwrap();
+    }
+    let mut config = ServerConfig::new(dir.path().to_owned(), ([127, 0, 0, 1], 0).into());
+    config.pool_instances = 32;
+    config.watch = false;
+    let (address_tx, address_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(wasmplug_server::serve(
+        config,
+        move |address| address_tx.send(address).unwrap(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let address = address_rx.await.unwrap();
+    let mut transcript = String::new();
+    for (path, body) in [
+        ("/v1/plugins/process/call/process", r#"{"args":[21]}"#),
+        ("/v1/plugins/numeric/call/mix", r#"{"args":[1, 2, 3.5, 4.25]}"#),
+        ("/v1/plugins/numeric/call/divide", r#"{"args":[1, 0]}"#),
+        ("/v1/plugins/upper/invoke/upper", "hello over http"),
+        ("/v1/plugins/missing/call/process", r#"{"args":[21]}"#),
+    ] {
+        transcript.push_str(&format!("POST {path} {body}\n{}\n\n", post(address, path, body).await));
+    }
+    insta::assert_snapshot!("serve_seed_calls", transcript);
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

@@ -9,6 +9,7 @@ use xshell::{cmd, Shell};
 use xtask::{build_plugins, plugins_out_dir, project_root};
 
 mod bench;
+mod load_test;
 
 const HELP: &str = "\
 cargo xtask <command>
@@ -25,6 +26,8 @@ commands:
     bench [--quick] [--report-only]
                              run the criterion benches and write BENCHMARKS.md
                              (--report-only: from the last run's results)
+    load-test [--seconds N]  start the release service on loopback and drive it
+                             with wrk: /healthz, call process(21), invoke upper
     ci                       everything CI checks: toolchain (installed if
                              missing), formatting, clippy, every test, the
                              WasmEdge backend's compile check
@@ -67,7 +70,17 @@ fn main() -> anyhow::Result<()> {
             let quick = rest.iter().any(|arg| arg == "--quick");
             let report_only = rest.iter().any(|arg| arg == "--report-only");
             build_plugins()?;
-            bench::run(&sh, quick, report_only, "")?;
+            let load = if report_only { String::new() } else { load_test::run(&sh, if quick { 5 } else { 10 }, 32)? };
+            bench::run(&sh, quick, report_only, &load)?;
+        }
+        Some("load-test") => {
+            let seconds = match rest.as_slice() {
+                [] => 10,
+                [flag, seconds] if flag == "--seconds" => seconds.parse().context("--seconds takes a number")?,
+                _ => bail!("usage: cargo xtask load-test [--seconds N]"),
+            };
+            build_plugins()?;
+            println!("{}", load_test::run(&sh, seconds, 32)?);
         }
         Some("ci") => {
             no_more_arguments("ci", &rest)?;

@@ -1,0 +1,180 @@
+//! `cargo xtask load-test`: starts the release service on loopback with the
+//! example plugins and drives it with wrk (installed with apt-get when
+//! missing), for a bounded time per case: `/healthz` as the no-plugin
+//! baseline, `process(21)` through `call`, and `upper` through `invoke`.
+
+use std::io::BufRead as _;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use xshell::{cmd, Shell};
+
+/// One wrk run's figures.
+pub struct Figures {
+    pub requests_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+}
+
+/// Runs the load test and returns its results as a markdown section.
+pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String> {
+    ensure_wrk(sh)?;
+    cmd!(sh, "cargo build --release --quiet --package wasmplug-cli").run()?;
+    let plugins = tempfile::tempdir()?;
+    for name in ["process", "upper"] {
+        std::fs::copy(crate::plugins_out_dir().join(format!("{name}.wasm")), plugins.path().join(format!("{name}.wasm")))?;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let address = format!("127.0.0.1:{port}");
+    let binary = crate::project_root().join("target/release/wasmplug");
+    let server = Command::new(&binary)
+        .args(["serve", "--plugins"])
+        .arg(plugins.path())
+        .args(["--listen", &address, "--max-concurrent-calls", "256"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let mut server = KillOnDrop(server);
+    wait_until_listening(&mut server.0)?;
+
+    let scripts = tempfile::tempdir()?;
+    let call_script = scripts.path().join("call.lua");
+    std::fs::write(&call_script, "wrk.method = \"POST\"\nwrk.body = '{\"args\":[21]}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n")?;
+    let invoke_script = scripts.path().join("invoke.lua");
+    std::fs::write(&invoke_script, "wrk.method = \"POST\"\nwrk.body = 'hello, wasmplug'\n")?;
+
+    let base = format!("http://{address}");
+    let cases = [
+        ("GET /healthz (no plugin, baseline)", format!("{base}/healthz"), None),
+        ("POST call process(21)", format!("{base}/v1/plugins/process/call/process"), Some(&call_script)),
+        ("POST invoke upper (15 bytes)", format!("{base}/v1/plugins/upper/invoke/upper"), Some(&invoke_script)),
+    ];
+    let mut results = Vec::new();
+    for (label, url, script) in &cases {
+        let figures = wrk(sh, url, script.map(|path| path.as_path()), seconds, connections)?;
+        eprintln!(
+            "{label}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
+            figures.requests_per_second, figures.p50_ms, figures.p99_ms, figures.errors
+        );
+        results.push((*label, figures));
+    }
+    drop(server);
+
+    let healthz = results[0].1.requests_per_second;
+    let mut out = format!(
+        "## HTTP load test\n\n`cargo xtask load-test`: wrk, {connections} connections, 2 threads, {seconds} s per case, \
+         against the release service on loopback (both share this machine's cores).\n\n\
+         | case | requests/s | vs /healthz | p50 | p99 | errors |\n|---|---|---|---|---|---|\n"
+    );
+    for (label, figures) in &results {
+        out.push_str(&format!(
+            "| {label} | {:.0} | {:.0}% | {:.3} ms | {:.3} ms | {} |\n",
+            figures.requests_per_second,
+            figures.requests_per_second / healthz * 100.0,
+            figures.p50_ms,
+            figures.p99_ms,
+            figures.errors
+        ));
+    }
+    out.push_str("\nTargets: `call` at least 60% of `/healthz` throughput; p99 under 2 ms at 32 connections.\n");
+    Ok(out)
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_until_listening(server: &mut Child) -> anyhow::Result<()> {
+    let stderr = server.stderr.take().context("no stderr")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line?;
+        if line.starts_with("listening on") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    bail!("the service did not start listening")
+}
+
+fn ensure_wrk(sh: &Shell) -> anyhow::Result<()> {
+    if cmd!(sh, "wrk --version").quiet().ignore_status().ignore_stderr().output().is_ok_and(|output| !output.stdout.is_empty() || output.status.code() == Some(1)) {
+        return Ok(());
+    }
+    let is_root = cmd!(sh, "id -u").read().map(|uid| uid.trim() == "0").unwrap_or(false);
+    if is_root && std::path::Path::new("/usr/bin/apt-get").exists() {
+        cmd!(sh, "apt-get update -qq").run()?;
+        cmd!(sh, "apt-get install -y -qq wrk").run()?;
+        return Ok(());
+    }
+    bail!("wrk is missing: install it with `apt-get install -y wrk`")
+}
+
+fn wrk(sh: &Shell, url: &str, script: Option<&std::path::Path>, seconds: u64, connections: u32) -> anyhow::Result<Figures> {
+    let duration = format!("{seconds}s");
+    let connections = connections.to_string();
+    let script_args: Vec<String> = match script {
+        Some(path) => vec!["-s".into(), path.display().to_string()],
+        None => Vec::new(),
+    };
+    let output = cmd!(sh, "wrk -t2 -c{connections} -d{duration} --latency {script_args...} {url}").read()?;
+    parse_wrk(&output).with_context(|| format!("cannot read wrk's output:\n{output}"))
+}
+
+/// Reads `Requests/sec`, the 50% and 99% latency lines and error counts.
+fn parse_wrk(output: &str) -> Option<Figures> {
+    let mut figures = Figures { requests_per_second: 0.0, p50_ms: 0.0, p99_ms: 0.0, errors: 0 };
+    for line in output.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("Requests/sec:"), Some(value)) => figures.requests_per_second = value.parse().ok()?,
+            (Some("50%"), Some(value)) => figures.p50_ms = millis(value)?,
+            (Some("99%"), Some(value)) => figures.p99_ms = millis(value)?,
+            (Some("Non-2xx"), _) => figures.errors += line.rsplit(' ').next()?.parse::<u64>().ok()?,
+            (Some("Socket"), Some("errors:")) => {
+                figures.errors += line
+                    .split(',')
+                    .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                    .sum::<u64>()
+            }
+            _ => {}
+        }
+    }
+    (figures.requests_per_second > 0.0).then_some(figures)
+}
+
+fn millis(value: &str) -> Option<f64> {
+    let (number, unit) = value.split_at(value.find(|c: char| c.is_ascii_alphabetic())?);
+    let number: f64 = number.parse().ok()?;
+    Some(match unit {
+        "us" => number / 1000.0,
+        "ms" => number,
+        "s" => number * 1000.0,
+        "m" => number * 60_000.0,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_wrk_output() {
+        let output = "Running 5s test @ http://127.0.0.1:1/healthz\n  2 threads and 32 connections\n  Latency Distribution\n     50%  150.00us\n     75%  200.00us\n     90%  1.00ms\n     99%    2.50ms\n  100 requests in 5.00s, 1.00KB read\n  Socket errors: connect 0, read 1, write 0, timeout 2\n  Non-2xx or 3xx responses: 4\nRequests/sec:  12345.67\n";
+        let figures = super::parse_wrk(output).unwrap();
+        assert_eq!(figures.requests_per_second, 12345.67);
+        assert_eq!((figures.p50_ms, figures.p99_ms), (0.15, 2.5));
+        assert_eq!(figures.errors, 7);
+    }
+}

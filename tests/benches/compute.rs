@@ -29,7 +29,8 @@ fn native_sort(n: i32) -> i64 {
 }
 
 fn compute(c: &mut Criterion) {
-    let cases: [(&str, &str, i32, fn(i32) -> i64); 3] = [
+    type Case = (&'static str, &'static str, i32, fn(i32) -> i64);
+    let cases: [Case; 3] = [
         ("fib", "fib", 30, native_fib),
         ("sha256", "sha256_mib", 1, native_sha256),
         ("sort", "sort_ints", 100_000, native_sort),

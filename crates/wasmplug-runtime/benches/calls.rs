@@ -141,8 +141,12 @@ fn preinitialized_call(c: &mut Criterion) {
     let runtime = runtime();
     let args = [Value::I32(4242)];
     let mut group = c.benchmark_group("preinitialized_call");
-    let fast = runtime.load("fast_init", &plugin("fast_init"), &PluginConfig::default()).unwrap();
-    group.bench_function("no_init_work_baseline", |b| b.iter(|| fast.call("lookup", black_box(&args)).unwrap()));
+    let fast = runtime
+        .load("fast_init", &plugin("fast_init"), &PluginConfig::default())
+        .unwrap();
+    group.bench_function("no_init_work_baseline", |b| {
+        b.iter(|| fast.call("lookup", black_box(&args)).unwrap())
+    });
     let config = PluginConfig {
         preinitialize: true,
         ..PluginConfig::default()
@@ -152,8 +156,12 @@ fn preinitialized_call(c: &mut Criterion) {
         b.iter(|| snapshot.call("lookup", black_box(&args)).unwrap())
     });
     group.sample_size(10);
-    let slow = runtime.load("slow_init", &plugin("slow_init"), &PluginConfig::default()).unwrap();
-    group.bench_function("init_every_call", |b| b.iter(|| slow.call("lookup", black_box(&args)).unwrap()));
+    let slow = runtime
+        .load("slow_init", &plugin("slow_init"), &PluginConfig::default())
+        .unwrap();
+    group.bench_function("init_every_call", |b| {
+        b.iter(|| slow.call("lookup", black_box(&args)).unwrap())
+    });
     group.finish();
 }
 

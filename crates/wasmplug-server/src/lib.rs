@@ -124,7 +124,8 @@ impl AppState {
 
 /// Binds, loads the plugins, watches the directory, serves until
 /// `shutdown` resolves, then waits for in-flight requests (up to the grace
-/// period). `on_bound` learns the bound address (useful with port 0).
+/// period). `on_bound` learns the bound address (useful with port 0) once
+/// the initial load finished and requests are about to be served.
 pub async fn serve(
     config: ServerConfig,
     on_bound: impl FnOnce(SocketAddr),
@@ -133,12 +134,13 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    on_bound(listener.local_addr()?);
+    let address = listener.local_addr()?;
     let grace = config.shutdown_grace;
     let watch = config.watch;
     let state = AppState::new(config)?;
     let loader = state.clone();
     tokio::task::spawn_blocking(move || loader.load_all()).await?;
+    on_bound(address);
     let _watcher = if watch {
         Some(watch::watch(state.registry.clone())?)
     } else {

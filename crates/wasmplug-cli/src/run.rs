@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
-use wasmplug_runtime::{CallOutcome, DirGrant, EngineKind, PluginConfig, Runtime, RuntimeConfig};
+use wasmplug_runtime::{CallOutcome, DirGrant, EngineKind, ExecutionMode, PluginConfig, Runtime, RuntimeConfig};
 
 /// Arguments of `wasmplug run`.
 #[derive(Debug, Args)]
@@ -50,6 +50,9 @@ pub struct RunArgs {
     /// Which engine runs the module.
     #[arg(long, default_value = "wasmtime")]
     engine: EngineKind,
+    /// How WasmEdge executes the module: interpreter or aot.
+    #[arg(long, default_value = "interpreter", value_parser = parse_mode)]
+    execution_mode: ExecutionMode,
     /// Print a JSON object: results, output, logs, stdout, stderr, duration, fuel.
     #[arg(long)]
     json: bool,
@@ -68,6 +71,7 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> any
     config.wasi.env = args.env.clone();
     config.wasi.dirs = args.dirs.clone();
     config.engine = args.engine;
+    config.execution_mode = args.execution_mode;
 
     let runtime = Runtime::new(RuntimeConfig {
         pool_instances: 16,
@@ -107,7 +111,7 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> any
     let elapsed = started.elapsed();
 
     if args.json {
-        print_json(&outcome, elapsed, stdout)?;
+        print_json(&outcome, elapsed, plugin.engine_description(), stdout)?;
     } else {
         print_plain(&outcome, stdout, stderr)?;
     }
@@ -129,8 +133,9 @@ fn print_plain(outcome: &CallOutcome, stdout: &mut dyn Write, stderr: &mut dyn W
     Ok(())
 }
 
-fn print_json(outcome: &CallOutcome, elapsed: Duration, stdout: &mut dyn Write) -> anyhow::Result<()> {
+fn print_json(outcome: &CallOutcome, elapsed: Duration, engine: &str, stdout: &mut dyn Write) -> anyhow::Result<()> {
     let json = serde_json::json!({
+        "engine": engine,
         "results": outcome.results.iter().map(|value| value.to_json()).collect::<Vec<_>>(),
         "output": String::from_utf8_lossy(&outcome.output),
         "logs": outcome.logs,
@@ -147,5 +152,13 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("`{text}` is not K=V")),
+    }
+}
+
+fn parse_mode(text: &str) -> Result<ExecutionMode, String> {
+    match text {
+        "interpreter" => Ok(ExecutionMode::Interpreter),
+        "aot" => Ok(ExecutionMode::Aot),
+        other => Err(format!("`{other}` is neither interpreter nor aot")),
     }
 }

@@ -280,7 +280,13 @@ mod tests {
         assert_eq!(config.limits.fuel, Some(1_000_000));
         assert_eq!(config.limits.max_memory_bytes, Limits::default().max_memory_bytes);
         assert!(config.wasi.dirs[0].read_only);
-        assert_eq!(config.instances, InstancePolicy::Reuse { pool_size: 4, max_uses: 100 });
+        assert_eq!(
+            config.instances,
+            InstancePolicy::Reuse {
+                pool_size: 4,
+                max_uses: 100
+            }
+        );
         assert_eq!(config.required_exports[0].to_string(), "process:(i32) -> i32");
         assert!(PluginConfig::from_toml("[limits]\ncall_timeout = 3").is_err());
     }

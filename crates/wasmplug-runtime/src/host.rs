@@ -143,7 +143,10 @@ mod tests {
         assert_eq!(state.input_read(&mut memory, 4, 3).unwrap(), 3);
         assert_eq!(&memory[4..8], b"hel\0");
         assert_eq!(state.input_read(&mut memory, 8, 100).unwrap(), 5);
-        assert!(matches!(state.input_read(&mut memory, 14, 5), Err(HostTrap::OutOfBounds { .. })));
+        assert!(matches!(
+            state.input_read(&mut memory, 14, 5),
+            Err(HostTrap::OutOfBounds { .. })
+        ));
     }
 
     #[test]
@@ -151,11 +154,17 @@ mod tests {
         let mut state = CallState::new(4, 3);
         let memory = *b"abcdefgh";
         state.output_write(&memory, 0, 4).unwrap();
-        assert!(matches!(state.output_write(&memory, 0, 1), Err(HostTrap::OutputLimit { .. })));
+        assert!(matches!(
+            state.output_write(&memory, 0, 1),
+            Err(HostTrap::OutputLimit { .. })
+        ));
         assert_eq!(state.limit_hit, Some((OutputStream::Output, 4)));
         state.log(&memory, 2, 0, 3).unwrap();
         assert!(state.log(&memory, 2, 0, 1).is_err());
         assert_eq!(state.logs[0].message, "abc");
-        assert!(matches!(state.output_write(&memory, -1, 2), Err(HostTrap::OutOfBounds { .. })));
+        assert!(matches!(
+            state.output_write(&memory, -1, 2),
+            Err(HostTrap::OutOfBounds { .. })
+        ));
     }
 }

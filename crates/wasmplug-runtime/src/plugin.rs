@@ -50,7 +50,9 @@ impl FunctionExport {
         args.iter()
             .zip(&self.signature.params)
             .enumerate()
-            .map(|(index, (arg, ty))| Value::from_json(arg, *ty).map_err(|problem| self.type_error(index, *ty, problem)))
+            .map(|(index, (arg, ty))| {
+                Value::from_json(arg, *ty).map_err(|problem| self.type_error(index, *ty, problem))
+            })
             .collect()
     }
 
@@ -196,6 +198,12 @@ impl Plugin {
     /// Contract warnings found at load (e.g. no declared memory maximum).
     pub fn warnings(&self) -> &[Violation] {
         &self.inner.warnings
+    }
+
+    /// Which engine runs the plugin, and how (`wasmtime (cranelift)`,
+    /// `wasmedge (interpreter)`, `wasmedge (ahead-of-time compiled)`).
+    pub fn engine_description(&self) -> &'static str {
+        self.inner.compiled.description()
     }
 
     /// Whether the compiled module came from the disk cache.
@@ -417,11 +425,13 @@ impl PluginInstance {
                 let func = instance.func(index).ok_or_else(|| RuntimeError::NoSuchFunction {
                     function: function.to_owned(),
                 })?;
-                let typed = func.typed::<P, R>(instance.store_mut()).map_err(|error| RuntimeError::SignatureMismatch {
-                    function: function.to_owned(),
-                    signature: self.plugin.inner.functions[index].signature.clone(),
-                    message: format!("{error:#}"),
-                })?;
+                let typed =
+                    func.typed::<P, R>(instance.store_mut())
+                        .map_err(|error| RuntimeError::SignatureMismatch {
+                            function: function.to_owned(),
+                            signature: self.plugin.inner.functions[index].signature.clone(),
+                            message: format!("{error:#}"),
+                        })?;
                 Ok(TypedFunction {
                     func: typed,
                     instance_id: self.id,
@@ -473,6 +483,8 @@ pub struct TypedFunction<P, R> {
 
 impl<P, R> std::fmt::Debug for TypedFunction<P, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TypedFunction").field("instance_id", &self.instance_id).finish_non_exhaustive()
+        f.debug_struct("TypedFunction")
+            .field("instance_id", &self.instance_id)
+            .finish_non_exhaustive()
     }
 }

@@ -109,7 +109,12 @@ fn rewrite(module: &mut Module, snapshot: &Snapshot) -> Result<(), RuntimeError>
         module.globals.get_mut(*global).kind = GlobalKind::Local(ConstExpr::Value(value));
     }
 
-    let memory = module.memories.iter().next().map(|memory| memory.id()).expect("checked: one memory");
+    let memory = module
+        .memories
+        .iter()
+        .next()
+        .map(|memory| memory.id())
+        .expect("checked: one memory");
     let active: Vec<_> = module
         .data
         .iter()
@@ -166,7 +171,9 @@ fn nonzero_runs(memory: &[u8]) -> Vec<(usize, &[u8])> {
             _ => runs.push((start, index)),
         }
     }
-    runs.into_iter().map(|(start, end)| (start, &memory[start..end])).collect()
+    runs.into_iter()
+        .map(|(start, end)| (start, &memory[start..end]))
+        .collect()
 }
 
 fn unsupported(what: &str) -> RuntimeError {
@@ -186,7 +193,10 @@ mod tests {
         memory[10] = 1;
         memory[20] = 2;
         memory[500] = 3;
-        let runs: Vec<(usize, usize)> = nonzero_runs(&memory).iter().map(|(start, run)| (*start, run.len())).collect();
+        let runs: Vec<(usize, usize)> = nonzero_runs(&memory)
+            .iter()
+            .map(|(start, run)| (*start, run.len()))
+            .collect();
         assert_eq!(runs, [(10, 11), (500, 1)]);
         assert!(nonzero_runs(&[0; 100]).is_empty());
     }

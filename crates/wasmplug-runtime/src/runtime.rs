@@ -146,7 +146,11 @@ impl Runtime {
     }
 
     fn wasmtime_engine(&self, key: EngineKey) -> Result<wasmtime::Engine, RuntimeError> {
-        let mut engines = self.inner.engines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut engines = self
+            .inner
+            .engines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(engine) = engines.get(&key) {
             return Ok(engine.clone());
         }

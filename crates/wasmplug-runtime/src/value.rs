@@ -37,10 +37,12 @@ impl Value {
     pub fn parse(text: &str, ty: ValType) -> Result<Value, String> {
         let text = text.trim();
         match ty {
-            ValType::I32 => parse_int(text, i32::MIN.into(), u32::MAX.into())
-                .map(|wide| Value::I32(wide as u32 as i32)),
-            ValType::I64 => parse_int(text, i64::MIN.into(), u64::MAX.into())
-                .map(|wide| Value::I64(wide as u64 as i64)),
+            ValType::I32 => {
+                parse_int(text, i32::MIN.into(), u32::MAX.into()).map(|wide| Value::I32(wide as u32 as i32))
+            }
+            ValType::I64 => {
+                parse_int(text, i64::MIN.into(), u64::MAX.into()).map(|wide| Value::I64(wide as u64 as i64))
+            }
             ValType::F32 => text
                 .parse::<f32>()
                 .map(Value::F32)
@@ -159,9 +161,15 @@ mod tests {
         assert_eq!(Value::parse("21", ValType::I32), Ok(Value::I32(21)));
         assert_eq!(Value::parse("-7", ValType::I32), Ok(Value::I32(-7)));
         assert_eq!(Value::parse("0xffffffff", ValType::I32), Ok(Value::I32(-1)));
-        assert_eq!(Value::parse("4294967296", ValType::I32), Err("`4294967296` is out of range".into()));
+        assert_eq!(
+            Value::parse("4294967296", ValType::I32),
+            Err("`4294967296` is out of range".into())
+        );
         assert_eq!(Value::parse("1.5", ValType::I32), Err("`1.5` is not an integer".into()));
-        assert_eq!(Value::parse("-9223372036854775808", ValType::I64), Ok(Value::I64(i64::MIN)));
+        assert_eq!(
+            Value::parse("-9223372036854775808", ValType::I64),
+            Ok(Value::I64(i64::MIN))
+        );
         assert_eq!(Value::parse("2.5", ValType::F32), Ok(Value::F32(2.5)));
         assert_eq!(Value::parse("abc", ValType::F64), Err("`abc` is not a number".into()));
     }
@@ -170,10 +178,19 @@ mod tests {
     fn converts_json_by_type() {
         let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
         assert_eq!(Value::from_json(&json("21"), ValType::I32), Ok(Value::I32(21)));
-        assert_eq!(Value::from_json(&json("1.5"), ValType::I32), Err("1.5 is not an integer".into()));
-        assert_eq!(Value::from_json(&json("\"21\""), ValType::I32), Err("expected a number, got a string".into()));
+        assert_eq!(
+            Value::from_json(&json("1.5"), ValType::I32),
+            Err("1.5 is not an integer".into())
+        );
+        assert_eq!(
+            Value::from_json(&json("\"21\""), ValType::I32),
+            Err("expected a number, got a string".into())
+        );
         assert_eq!(Value::from_json(&json("3"), ValType::F64), Ok(Value::F64(3.0)));
-        assert_eq!(Value::from_json(&json("\"inf\""), ValType::F64), Ok(Value::F64(f64::INFINITY)));
+        assert_eq!(
+            Value::from_json(&json("\"inf\""), ValType::F64),
+            Ok(Value::F64(f64::INFINITY))
+        );
         assert_eq!(Value::F64(f64::NAN).to_json(), json("\"NaN\""));
     }
 }

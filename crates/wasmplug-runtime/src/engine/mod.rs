@@ -12,9 +12,9 @@ use bytes::Bytes;
 use crate::host::CallState;
 use crate::{RuntimeError, Value};
 
-pub(crate) mod wasmtime;
 #[cfg(feature = "wasmedge")]
 pub(crate) mod wasmedge;
+pub(crate) mod wasmtime;
 
 /// A compiled plugin of one engine.
 pub(crate) trait CompiledBackend: Send + Sync + 'static {
@@ -71,6 +71,18 @@ macro_rules! dispatch {
 }
 
 impl Compiled {
+    /// Which engine runs the plugin, and how.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Compiled::Wasmtime(_) => "wasmtime (cranelift)",
+            #[cfg(feature = "wasmedge")]
+            Compiled::WasmEdge(compiled) => match compiled.execution_mode() {
+                crate::ExecutionMode::Interpreter => "wasmedge (interpreter)",
+                crate::ExecutionMode::Aot => "wasmedge (ahead-of-time compiled)",
+            },
+        }
+    }
+
     pub fn instantiate(&self, state: CallState) -> Result<Instance, RuntimeError> {
         match self {
             Compiled::Wasmtime(compiled) => compiled.instantiate(state).map(Instance::Wasmtime),

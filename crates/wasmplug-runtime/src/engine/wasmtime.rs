@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use wasmtime::{
-    Caller, Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Module, ModuleExport,
-    OptLevel, PoolingAllocationConfig, ResourceLimiter, Store, Trap, Val, WasmBacktrace,
+    Caller, Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Module, ModuleExport, OptLevel,
+    PoolingAllocationConfig, ResourceLimiter, Store, Trap, Val, WasmBacktrace,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -100,21 +100,28 @@ impl Compiled {
         link_host_module(&mut linker)?;
         if uses_wasi {
             wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| {
-                state.wasi.as_mut().expect("WASI context exists for plugins that import WASI")
+                state
+                    .wasi
+                    .as_mut()
+                    .expect("WASI context exists for plugins that import WASI")
             })
             .map_err(|error| RuntimeError::Engine {
                 message: first_line(&error),
             })?;
         }
-        let pre = linker.instantiate_pre(module).map_err(|error| RuntimeError::Instantiate {
-            message: first_line(&error),
-        })?;
+        let pre = linker
+            .instantiate_pre(module)
+            .map_err(|error| RuntimeError::Instantiate {
+                message: first_line(&error),
+            })?;
         let functions = functions
             .iter()
             .map(|name| {
-                module.get_export_index(name).ok_or_else(|| RuntimeError::NoSuchFunction {
-                    function: (*name).to_owned(),
-                })
+                module
+                    .get_export_index(name)
+                    .ok_or_else(|| RuntimeError::NoSuchFunction {
+                        function: (*name).to_owned(),
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let init = ["_initialize", "__wasm_call_ctors"]
@@ -422,7 +429,11 @@ fn wasi_context(
     }
     builder.args(&grants.args);
     for dir in &grants.dirs {
-        let perms = if dir.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+        let perms = if dir.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
         builder
             .preopened_dir(&dir.host, &dir.guest, perms)
             .map_err(|error| RuntimeError::Grant {
@@ -460,8 +471,14 @@ fn classify(error: wasmtime::Error, state: &HostState, shared: &Shared, instanti
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return RuntimeError::Exit { status: exit.0 };
     }
-    for (pipe, stream) in [(&state.stdout, OutputStream::Stdout), (&state.stderr, OutputStream::Stderr)] {
-        if pipe.as_ref().is_some_and(|pipe| pipe.contents().len() >= limits.max_log_bytes) {
+    for (pipe, stream) in [
+        (&state.stdout, OutputStream::Stdout),
+        (&state.stderr, OutputStream::Stderr),
+    ] {
+        if pipe
+            .as_ref()
+            .is_some_and(|pipe| pipe.contents().len() >= limits.max_log_bytes)
+        {
             return RuntimeError::OutputLimit {
                 stream,
                 limit_bytes: limits.max_log_bytes,
@@ -471,7 +488,11 @@ fn classify(error: wasmtime::Error, state: &HostState, shared: &Shared, instanti
     let backtrace = frames(&error);
     if let Some(trap) = error.downcast_ref::<Trap>() {
         let code = match trap {
-            Trap::Interrupt => return RuntimeError::Timeout { limit: limits.call_timeout },
+            Trap::Interrupt => {
+                return RuntimeError::Timeout {
+                    limit: limits.call_timeout,
+                }
+            }
             Trap::OutOfFuel => {
                 return RuntimeError::OutOfFuel {
                     budget: limits.fuel.unwrap_or(0),
@@ -514,9 +535,7 @@ fn classify(error: wasmtime::Error, state: &HostState, shared: &Shared, instanti
     if instantiating {
         let message = first_line(&error);
         if message.contains("concurrent") || message.contains("pooling") {
-            return RuntimeError::Busy {
-                limit: usize::MAX,
-            };
+            return RuntimeError::Busy { limit: usize::MAX };
         }
         return RuntimeError::Instantiate { message };
     }

@@ -6,5 +6,6 @@ mod capabilities;
 mod cli;
 mod inspect;
 mod limits;
+mod parity;
 mod runtime;
 mod serve;

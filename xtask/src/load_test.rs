@@ -25,7 +25,10 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
     cmd!(sh, "cargo build --release --quiet --package wasmplug-cli").run()?;
     let plugins = tempfile::tempdir()?;
     for name in ["process", "upper"] {
-        std::fs::copy(crate::plugins_out_dir().join(format!("{name}.wasm")), plugins.path().join(format!("{name}.wasm")))?;
+        std::fs::copy(
+            crate::plugins_out_dir().join(format!("{name}.wasm")),
+            plugins.path().join(format!("{name}.wasm")),
+        )?;
     }
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let address = format!("127.0.0.1:{port}");
@@ -44,15 +47,26 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
 
     let scripts = tempfile::tempdir()?;
     let call_script = scripts.path().join("call.lua");
-    std::fs::write(&call_script, "wrk.method = \"POST\"\nwrk.body = '{\"args\":[21]}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n")?;
+    std::fs::write(
+        &call_script,
+        "wrk.method = \"POST\"\nwrk.body = '{\"args\":[21]}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
+    )?;
     let invoke_script = scripts.path().join("invoke.lua");
     std::fs::write(&invoke_script, "wrk.method = \"POST\"\nwrk.body = 'hello, wasmplug'\n")?;
 
     let base = format!("http://{address}");
     let cases = [
         ("GET /healthz (no plugin, baseline)", format!("{base}/healthz"), None),
-        ("POST call process(21)", format!("{base}/v1/plugins/process/call/process"), Some(&call_script)),
-        ("POST invoke upper (15 bytes)", format!("{base}/v1/plugins/upper/invoke/upper"), Some(&invoke_script)),
+        (
+            "POST call process(21)",
+            format!("{base}/v1/plugins/process/call/process"),
+            Some(&call_script),
+        ),
+        (
+            "POST invoke upper (15 bytes)",
+            format!("{base}/v1/plugins/upper/invoke/upper"),
+            Some(&invoke_script),
+        ),
     ];
     let mut results = Vec::new();
     for (label, url, script) in &cases {
@@ -110,7 +124,13 @@ fn wait_until_listening(server: &mut Child) -> anyhow::Result<()> {
 }
 
 fn ensure_wrk(sh: &Shell) -> anyhow::Result<()> {
-    if cmd!(sh, "wrk --version").quiet().ignore_status().ignore_stderr().output().is_ok_and(|output| !output.stdout.is_empty() || output.status.code() == Some(1)) {
+    if cmd!(sh, "wrk --version")
+        .quiet()
+        .ignore_status()
+        .ignore_stderr()
+        .output()
+        .is_ok_and(|output| !output.stdout.is_empty() || output.status.code() == Some(1))
+    {
         return Ok(());
     }
     let is_root = cmd!(sh, "id -u").read().map(|uid| uid.trim() == "0").unwrap_or(false);
@@ -122,20 +142,35 @@ fn ensure_wrk(sh: &Shell) -> anyhow::Result<()> {
     bail!("wrk is missing: install it with `apt-get install -y wrk`")
 }
 
-fn wrk(sh: &Shell, url: &str, script: Option<&std::path::Path>, seconds: u64, connections: u32) -> anyhow::Result<Figures> {
+fn wrk(
+    sh: &Shell,
+    url: &str,
+    script: Option<&std::path::Path>,
+    seconds: u64,
+    connections: u32,
+) -> anyhow::Result<Figures> {
     let duration = format!("{seconds}s");
     let connections = connections.to_string();
     let script_args: Vec<String> = match script {
         Some(path) => vec!["-s".into(), path.display().to_string()],
         None => Vec::new(),
     };
-    let output = cmd!(sh, "wrk -t2 -c{connections} -d{duration} --latency {script_args...} {url}").read()?;
+    let output = cmd!(
+        sh,
+        "wrk -t2 -c{connections} -d{duration} --latency {script_args...} {url}"
+    )
+    .read()?;
     parse_wrk(&output).with_context(|| format!("cannot read wrk's output:\n{output}"))
 }
 
 /// Reads `Requests/sec`, the 50% and 99% latency lines and error counts.
 fn parse_wrk(output: &str) -> Option<Figures> {
-    let mut figures = Figures { requests_per_second: 0.0, p50_ms: 0.0, p99_ms: 0.0, errors: 0 };
+    let mut figures = Figures {
+        requests_per_second: 0.0,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        errors: 0,
+    };
     for line in output.lines().map(str::trim) {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {

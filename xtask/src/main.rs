@@ -70,7 +70,11 @@ fn main() -> anyhow::Result<()> {
             let quick = rest.iter().any(|arg| arg == "--quick");
             let report_only = rest.iter().any(|arg| arg == "--report-only");
             build_plugins()?;
-            let load = if report_only { String::new() } else { load_test::run(&sh, if quick { 5 } else { 10 }, 32)? };
+            let load = if report_only {
+                String::new()
+            } else {
+                load_test::run(&sh, if quick { 5 } else { 10 }, 32)?
+            };
             bench::run(&sh, quick, report_only, &load)?;
         }
         Some("load-test") => {

@@ -132,12 +132,18 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
         }
         ("post", p) if p.ends_with("/invoke/{function}") => {
             operation["requestBody"] = json!({ "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } });
-            add_query(&mut operation, json!({ "name": "format", "in": "query", "required": false, "schema": { "type": "string", "enum": ["json"] } }));
+            add_query(
+                &mut operation,
+                json!({ "name": "format", "in": "query", "required": false, "schema": { "type": "string", "enum": ["json"] } }),
+            );
             responses.insert("200".into(), json!({ "description": "The plugin's output", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } }));
         }
         ("put", _) => {
             operation["requestBody"] = json!({ "required": true, "content": { "application/wasm": { "schema": { "type": "string", "format": "binary" } }, "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } });
-            add_query(&mut operation, json!({ "name": "manifest", "in": "query", "required": false, "schema": { "type": "string" } }));
+            add_query(
+                &mut operation,
+                json!({ "name": "manifest", "in": "query", "required": false, "schema": { "type": "string" } }),
+            );
             responses.insert("200".into(), json!({ "description": "Replaced", "content": { "application/json": { "schema": { "type": "object" } } } }));
             responses.insert("201".into(), json!({ "description": "Created", "content": { "application/json": { "schema": { "type": "object" } } } }));
             responses.insert("413".into(), json!({ "description": "Body too large" }));
@@ -146,7 +152,10 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
             responses.insert("204".into(), json!({ "description": "Removed" }));
         }
         ("post", p) if p.ends_with("/rollback") => {
-            add_query(&mut operation, json!({ "name": "digest", "in": "query", "required": false, "schema": { "type": "string" } }));
+            add_query(
+                &mut operation,
+                json!({ "name": "digest", "in": "query", "required": false, "schema": { "type": "string" } }),
+            );
             responses.insert("200".into(), json!({ "description": "Rolled back", "content": { "application/json": { "schema": { "type": "object" } } } }));
         }
         _ => {

@@ -41,7 +41,8 @@ struct Answer {
 
 impl Answer {
     fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
 
     fn code(&self) -> String {
@@ -54,7 +55,10 @@ async fn request(state: &AppState, method: Method, uri: &str, token: Option<&str
     if let Some(token) = token {
         builder = builder.header("authorization", format!("Bearer {token}"));
     }
-    let response = app(state.clone()).oneshot(builder.body(body.into()).unwrap()).await.unwrap();
+    let response = app(state.clone())
+        .oneshot(builder.body(body.into()).unwrap())
+        .await
+        .unwrap();
     let status = response.status();
     let content_type = response
         .headers()
@@ -62,7 +66,11 @@ async fn request(state: &AppState, method: Method, uri: &str, token: Option<&str
         .map(|value| value.to_str().unwrap().to_owned())
         .unwrap_or_default();
     let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Answer { status, content_type, body }
+    Answer {
+        status,
+        content_type,
+        body,
+    }
 }
 
 fn version_module(version: i32) -> Vec<u8> {
@@ -75,11 +83,21 @@ fn version_module(version: i32) -> Vec<u8> {
 #[tokio::test]
 async fn the_seed_call_answers_43() {
     let (state, _dir) = service(&["process"], None);
-    let answer = request(&state, Method::POST, "/v1/plugins/process/call/process", None, r#"{"args":[21]}"#).await;
+    let answer = request(
+        &state,
+        Method::POST,
+        "/v1/plugins/process/call/process",
+        None,
+        r#"{"args":[21]}"#,
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, br#"{"results":[43]}"#);
     assert_eq!(request(&state, Method::GET, "/healthz", None, "").await.body, b"ok");
-    assert_eq!(request(&state, Method::GET, "/readyz", None, "").await.status, StatusCode::OK);
+    assert_eq!(
+        request(&state, Method::GET, "/readyz", None, "").await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -96,10 +114,20 @@ async fn response_shapes() {
     insta::assert_json_snapshot!("list", list.json());
     let describe = request(&state, Method::GET, "/v1/plugins/process", None, "").await;
     insta::assert_json_snapshot!("describe", describe.json());
-    let stats = request(&state, Method::POST, "/v1/plugins/json_stats/invoke/words?format=json", None, "b a b").await;
+    let stats = request(
+        &state,
+        Method::POST,
+        "/v1/plugins/json_stats/invoke/words?format=json",
+        None,
+        "b a b",
+    )
+    .await;
     insta::assert_json_snapshot!("invoke_json", stats.json());
     let upper = request(&state, Method::POST, "/v1/plugins/upper/invoke/upper", None, "hello").await;
-    assert_eq!((upper.status, upper.body.as_slice()), (StatusCode::OK, b"HELLO".as_slice()));
+    assert_eq!(
+        (upper.status, upper.body.as_slice()),
+        (StatusCode::OK, b"HELLO".as_slice())
+    );
     assert_eq!(upper.content_type, "application/octet-stream");
 
     let mut errors = String::new();
@@ -107,11 +135,31 @@ async fn response_shapes() {
         (Method::POST, "/v1/plugins/nope/call/process", None, r#"{"args":[21]}"#),
         (Method::POST, "/v1/plugins/process/call/nope", None, r#"{"args":[21]}"#),
         (Method::POST, "/v1/plugins/process/call/process", None, r#"{"args":[]}"#),
-        (Method::POST, "/v1/plugins/process/call/process", None, r#"{"args":["21"]}"#),
-        (Method::POST, "/v1/plugins/process/call/process", None, r#"{"args":[1.5]}"#),
+        (
+            Method::POST,
+            "/v1/plugins/process/call/process",
+            None,
+            r#"{"args":["21"]}"#,
+        ),
+        (
+            Method::POST,
+            "/v1/plugins/process/call/process",
+            None,
+            r#"{"args":[1.5]}"#,
+        ),
         (Method::POST, "/v1/plugins/process/call/process", None, r#"{"args":[21"#),
-        (Method::POST, "/v1/plugins/process/call/process", None, r#"{"arguments":[21]}"#),
-        (Method::POST, "/v1/plugins/numeric/call/divide", None, r#"{"args":[1, 0]}"#),
+        (
+            Method::POST,
+            "/v1/plugins/process/call/process",
+            None,
+            r#"{"arguments":[21]}"#,
+        ),
+        (
+            Method::POST,
+            "/v1/plugins/numeric/call/divide",
+            None,
+            r#"{"args":[1, 0]}"#,
+        ),
         (Method::POST, "/v1/plugins/upper/invoke/fail", None, "x"),
         (Method::POST, "/v1/plugins/process/invoke/process", None, "x"),
         (Method::POST, "/v1/plugins/has_start/call/value", None, r#"{"args":[]}"#),
@@ -128,7 +176,12 @@ async fn response_shapes() {
         assert!(answer.status.is_client_error(), "{method} {uri}: {}", answer.status);
         assert_eq!(answer.content_type, "application/problem+json", "{method} {uri}");
         let json = answer.json();
-        errors.push_str(&format!("{method} {uri} -> {} {} | {}\n", answer.status.as_u16(), json["code"].as_str().unwrap(), json["detail"].as_str().unwrap()));
+        errors.push_str(&format!(
+            "{method} {uri} -> {} {} | {}\n",
+            answer.status.as_u16(),
+            json["code"].as_str().unwrap(),
+            json["detail"].as_str().unwrap()
+        ));
     }
     insta::assert_snapshot!("errors", errors);
 }
@@ -136,14 +189,33 @@ async fn response_shapes() {
 #[tokio::test]
 async fn management_is_disabled_without_a_token_and_guarded_with_one() {
     let (closed, closed_dir) = service(&["process"], None);
-    let answer = request(&closed, Method::PUT, "/v1/plugins/process", Some("anything"), plugin_bytes("upper")).await;
-    assert_eq!((answer.status, answer.code().as_str()), (StatusCode::FORBIDDEN, "admin_disabled"));
-    assert_eq!(request(&closed, Method::DELETE, "/v1/plugins/process", Some(""), "").await.status, StatusCode::FORBIDDEN);
+    let answer = request(
+        &closed,
+        Method::PUT,
+        "/v1/plugins/process",
+        Some("anything"),
+        plugin_bytes("upper"),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (StatusCode::FORBIDDEN, "admin_disabled")
+    );
+    assert_eq!(
+        request(&closed, Method::DELETE, "/v1/plugins/process", Some(""), "")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
 
     let (open, dir) = service(&["process"], Some(TOKEN));
     for token in [None, Some("test-tokeN"), Some("test-token-and-more"), Some("")] {
         let answer = request(&open, Method::DELETE, "/v1/plugins/process", token, "").await;
-        assert_eq!((answer.status, answer.code().as_str()), (StatusCode::UNAUTHORIZED, "unauthorized"), "{token:?}");
+        assert_eq!(
+            (answer.status, answer.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "unauthorized"),
+            "{token:?}"
+        );
     }
     assert!(dir.path().join("process.wasm").exists());
     drop(closed_dir);
@@ -154,13 +226,43 @@ async fn bad_uploads_write_nothing() {
     let (state, dir) = service(&[], Some(TOKEN));
     let before = listing(dir.path());
     for (uri, body, status, code) in [
-        ("/v1/plugins/junk", b"not wasm".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_module"),
-        ("/v1/plugins/command", plugin_bytes("has_start"), StatusCode::UNPROCESSABLE_ENTITY, "contract_violation"),
+        (
+            "/v1/plugins/junk",
+            b"not wasm".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_module",
+        ),
+        (
+            "/v1/plugins/command",
+            plugin_bytes("has_start"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "contract_violation",
+        ),
         ("/v1/plugins/big", vec![0u8; 5 << 20], StatusCode::PAYLOAD_TOO_LARGE, ""),
-        ("/v1/plugins/..", plugin_bytes("process"), StatusCode::BAD_REQUEST, "invalid_name"),
-        ("/v1/plugins/a%2Fb", plugin_bytes("process"), StatusCode::BAD_REQUEST, "invalid_name"),
-        ("/v1/plugins/a%00b", plugin_bytes("process"), StatusCode::BAD_REQUEST, "invalid_name"),
-        ("/v1/plugins/%EF%BD%90rocess", plugin_bytes("process"), StatusCode::BAD_REQUEST, "invalid_name"),
+        (
+            "/v1/plugins/..",
+            plugin_bytes("process"),
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+        ),
+        (
+            "/v1/plugins/a%2Fb",
+            plugin_bytes("process"),
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+        ),
+        (
+            "/v1/plugins/a%00b",
+            plugin_bytes("process"),
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+        ),
+        (
+            "/v1/plugins/%EF%BD%90rocess",
+            plugin_bytes("process"),
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+        ),
     ] {
         let answer = request(&state, Method::PUT, uri, Some(TOKEN), body).await;
         assert_eq!(answer.status, status, "{uri}");
@@ -169,7 +271,12 @@ async fn bad_uploads_write_nothing() {
         }
     }
     let long = format!("/v1/plugins/{}", "a".repeat(65));
-    assert_eq!(request(&state, Method::PUT, &long, Some(TOKEN), plugin_bytes("process")).await.code(), "invalid_name");
+    assert_eq!(
+        request(&state, Method::PUT, &long, Some(TOKEN), plugin_bytes("process"))
+            .await
+            .code(),
+        "invalid_name"
+    );
     assert_eq!(listing(dir.path()), before, "nothing was written");
 }
 
@@ -177,26 +284,93 @@ async fn bad_uploads_write_nothing() {
 async fn upload_replace_rollback_delete() {
     let (state, dir) = service(&[], Some(TOKEN));
     let call = |state: AppState| async move {
-        request(&state, Method::POST, "/v1/plugins/versioned/call/version", None, r#"{"args":[]}"#).await.json()["results"][0].clone()
+        request(
+            &state,
+            Method::POST,
+            "/v1/plugins/versioned/call/version",
+            None,
+            r#"{"args":[]}"#,
+        )
+        .await
+        .json()["results"][0]
+            .clone()
     };
-    assert_eq!(request(&state, Method::PUT, "/v1/plugins/versioned", Some(TOKEN), version_module(1)).await.status, StatusCode::CREATED);
+    assert_eq!(
+        request(
+            &state,
+            Method::PUT,
+            "/v1/plugins/versioned",
+            Some(TOKEN),
+            version_module(1)
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
     assert_eq!(call(state.clone()).await, 1);
-    assert_eq!(request(&state, Method::PUT, "/v1/plugins/versioned", Some(TOKEN), version_module(2)).await.status, StatusCode::OK);
+    assert_eq!(
+        request(
+            &state,
+            Method::PUT,
+            "/v1/plugins/versioned",
+            Some(TOKEN),
+            version_module(2)
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
     assert_eq!(call(state.clone()).await, 2);
-    let described = request(&state, Method::GET, "/v1/plugins/versioned", None, "").await.json();
+    let described = request(&state, Method::GET, "/v1/plugins/versioned", None, "")
+        .await
+        .json();
     assert_eq!(described["versions"].as_array().unwrap().len(), 2);
-    assert_eq!(request(&state, Method::POST, "/v1/plugins/versioned/rollback", Some(TOKEN), "").await.status, StatusCode::OK);
+    assert_eq!(
+        request(&state, Method::POST, "/v1/plugins/versioned/rollback", Some(TOKEN), "")
+            .await
+            .status,
+        StatusCode::OK
+    );
     assert_eq!(call(state.clone()).await, 1);
     let newest = described["versions"][1].as_str().unwrap().to_owned();
     let uri = format!("/v1/plugins/versioned/rollback?digest={newest}");
-    assert_eq!(request(&state, Method::POST, &uri, Some(TOKEN), "").await.status, StatusCode::OK);
+    assert_eq!(
+        request(&state, Method::POST, &uri, Some(TOKEN), "").await.status,
+        StatusCode::OK
+    );
     assert_eq!(call(state.clone()).await, 2);
-    assert_eq!(std::fs::read(dir.path().join("versioned.wasm")).unwrap(), version_module(2));
+    assert_eq!(
+        std::fs::read(dir.path().join("versioned.wasm")).unwrap(),
+        version_module(2)
+    );
     let manifest = "/v1/plugins/versioned?manifest=%5Blimits%5D%0Acall_timeout_ms%20%3D%20250";
-    assert_eq!(request(&state, Method::PUT, manifest, Some(TOKEN), version_module(3)).await.status, StatusCode::OK);
-    assert!(std::fs::read_to_string(dir.path().join("versioned.toml")).unwrap().contains("call_timeout_ms = 250"));
-    assert_eq!(request(&state, Method::DELETE, "/v1/plugins/versioned", Some(TOKEN), "").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(request(&state, Method::POST, "/v1/plugins/versioned/call/version", None, r#"{"args":[]}"#).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        request(&state, Method::PUT, manifest, Some(TOKEN), version_module(3))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert!(std::fs::read_to_string(dir.path().join("versioned.toml"))
+        .unwrap()
+        .contains("call_timeout_ms = 250"));
+    assert_eq!(
+        request(&state, Method::DELETE, "/v1/plugins/versioned", Some(TOKEN), "")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        request(
+            &state,
+            Method::POST,
+            "/v1/plugins/versioned/call/version",
+            None,
+            r#"{"args":[]}"#
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
     assert!(!dir.path().join("versioned.wasm").exists());
 }
 
@@ -205,7 +379,14 @@ async fn upload_replace_rollback_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hot_swap_under_load_drops_nothing() {
     let (state, _dir) = service(&[], Some(TOKEN));
-    request(&state, Method::PUT, "/v1/plugins/swapped", Some(TOKEN), version_module(1)).await;
+    request(
+        &state,
+        Method::PUT,
+        "/v1/plugins/swapped",
+        Some(TOKEN),
+        version_module(1),
+    )
+    .await;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let served = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..4)
@@ -214,8 +395,19 @@ async fn hot_swap_under_load_drops_nothing() {
             tokio::spawn(async move {
                 let mut failures = Vec::new();
                 while !done.load(Ordering::Acquire) {
-                    let answer = request(&state, Method::POST, "/v1/plugins/swapped/call/version", None, r#"{"args":[]}"#).await;
-                    let version = if answer.status == StatusCode::OK { answer.json()["results"][0].as_i64() } else { None };
+                    let answer = request(
+                        &state,
+                        Method::POST,
+                        "/v1/plugins/swapped/call/version",
+                        None,
+                        r#"{"args":[]}"#,
+                    )
+                    .await;
+                    let version = if answer.status == StatusCode::OK {
+                        answer.json()["results"][0].as_i64()
+                    } else {
+                        None
+                    };
                     if !matches!(version, Some(1 | 2)) {
                         failures.push(format!("{} {}", answer.status, String::from_utf8_lossy(&answer.body)));
                     }
@@ -226,15 +418,31 @@ async fn hot_swap_under_load_drops_nothing() {
         })
         .collect();
     for round in 0..50 {
-        let answer = request(&state, Method::PUT, "/v1/plugins/swapped", Some(TOKEN), version_module(1 + round % 2)).await;
-        assert!(answer.status.is_success(), "replacement {round} failed: {}", answer.status);
+        let answer = request(
+            &state,
+            Method::PUT,
+            "/v1/plugins/swapped",
+            Some(TOKEN),
+            version_module(1 + round % 2),
+        )
+        .await;
+        assert!(
+            answer.status.is_success(),
+            "replacement {round} failed: {}",
+            answer.status
+        );
     }
     done.store(true, Ordering::Release);
     let mut failures = Vec::new();
     for client in clients {
         failures.extend(client.await.unwrap());
     }
-    assert!(failures.is_empty(), "{} failed requests: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} failed requests: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert!(served.load(Ordering::Relaxed) > 0);
 }
 
@@ -288,7 +496,10 @@ async fn end_to_end_over_a_socket_with_hot_reload() {
             assert_eq!(body, r#"{"results":[7]}"#);
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the watcher never loaded the new plugin: {status} {body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher never loaded the new plugin: {status} {body}"
+        );
         tokio::task::yield_now().await;
     }
     stop_tx.send(()).unwrap();
@@ -307,7 +518,10 @@ async fn http(address: std::net::SocketAddr, method: &str, path: &str, body: &st
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     let status = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 

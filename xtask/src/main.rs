@@ -73,7 +73,8 @@ fn main() -> anyhow::Result<()> {
             let load = if report_only {
                 String::new()
             } else {
-                load_test::run(&sh, if quick { 5 } else { 10 }, 32)?
+                let http = load_test::run(&sh, if quick { 5 } else { 10 }, 32)?;
+                format!("{http}\n{}", load_test::startup(&sh, 100)?)
             };
             bench::run(&sh, quick, report_only, &load)?;
         }
@@ -85,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             };
             build_plugins()?;
             println!("{}", load_test::run(&sh, seconds, 32)?);
+            println!("{}", load_test::startup(&sh, 100)?);
         }
         Some("ci") => {
             no_more_arguments("ci", &rest)?;

@@ -202,18 +202,6 @@ fn millis(value: &str) -> Option<f64> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_wrk_output() {
-        let output = "Running 5s test @ http://127.0.0.1:1/healthz\n  2 threads and 32 connections\n  Latency Distribution\n     50%  150.00us\n     75%  200.00us\n     90%  1.00ms\n     99%    2.50ms\n  100 requests in 5.00s, 1.00KB read\n  Socket errors: connect 0, read 1, write 0, timeout 2\n  Non-2xx or 3xx responses: 4\nRequests/sec:  12345.67\n";
-        let figures = super::parse_wrk(output).unwrap();
-        assert_eq!(figures.requests_per_second, 12345.67);
-        assert_eq!((figures.p50_ms, figures.p99_ms), (0.15, 2.5));
-        assert_eq!(figures.errors, 7);
-    }
-}
-
 /// Times `wasmplug serve --check-config` (which loads every plugin, then
 /// exits) over 100 distinct plugins: first with an empty compiled-module
 /// cache, then with the cache it left.
@@ -256,4 +244,16 @@ pub fn startup(sh: &Shell, plugins: usize) -> anyhow::Result<String> {
         cold.as_secs_f64() * 1e3,
         warm.as_secs_f64() * 1e3
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_wrk_output() {
+        let output = "Running 5s test @ http://127.0.0.1:1/healthz\n  2 threads and 32 connections\n  Latency Distribution\n     50%  150.00us\n     75%  200.00us\n     90%  1.00ms\n     99%    2.50ms\n  100 requests in 5.00s, 1.00KB read\n  Socket errors: connect 0, read 1, write 0, timeout 2\n  Non-2xx or 3xx responses: 4\nRequests/sec:  12345.67\n";
+        let figures = super::parse_wrk(output).unwrap();
+        assert_eq!(figures.requests_per_second, 12345.67);
+        assert_eq!((figures.p50_ms, figures.p99_ms), (0.15, 2.5));
+        assert_eq!(figures.errors, 7);
+    }
 }

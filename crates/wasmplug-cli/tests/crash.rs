@@ -4,64 +4,16 @@
 //! versions, and the restarted service loads exactly those (never a
 //! temporary file).
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const TOKEN: &str = "crash-test";
+mod support;
+
+use support::{plugin, request, start};
+
 const NAMES: [&str; 3] = ["p0", "p1", "p2"];
-
-fn plugin(name: &str) -> Vec<u8> {
-    std::fs::read(xtask::plugin_path(name).expect("plugins build")).unwrap()
-}
-
-/// Starts the service over `dir` and waits for its address.
-fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmplug"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--plugins"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let address = loop {
-        let line = lines.next().expect("the service printed its address").unwrap();
-        if let Some(rest) = line.strip_prefix("listening on http://") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    // Keep draining stderr so the service never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, address)
-}
-
-/// One request over a fresh connection; the status, or `None` when the
-/// connection broke (the service was killed).
-fn request(address: SocketAddr, method: &str, path: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {TOKEN}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).ok()?;
-    stream.write_all(body).ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    let text = String::from_utf8_lossy(&response);
-    let status = text.get(9..12)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.as_bytes().to_vec())
-        .unwrap_or_default();
-    Some((status, body))
-}
 
 #[test]
 fn sigkill_during_uploads_loses_nothing() {

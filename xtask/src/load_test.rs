@@ -3,13 +3,13 @@
 //! missing), for a bounded time per case: `/healthz` as the no-plugin
 //! baseline, `process(21)` through `call`, and `upper` through `invoke`.
 
-use std::io::BufRead as _;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use xshell::{cmd, Shell};
+
+use crate::service::Service;
 
 /// One wrk run's figures.
 pub struct Figures {
@@ -22,7 +22,6 @@ pub struct Figures {
 /// Runs the load test and returns its results as a markdown section.
 pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String> {
     ensure_wrk(sh)?;
-    cmd!(sh, "cargo build --release --quiet --package wasmplug-cli").run()?;
     let plugins = tempfile::tempdir()?;
     for name in ["process", "upper"] {
         std::fs::copy(
@@ -30,20 +29,7 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
             plugins.path().join(format!("{name}.wasm")),
         )?;
     }
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let address = format!("127.0.0.1:{port}");
-    let binary = crate::project_root().join("target/release/wasmplug");
-    let server = Command::new(&binary)
-        .args(["serve", "--plugins"])
-        .arg(plugins.path())
-        .args(["--listen", &address, "--max-concurrent-calls", "256"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    let mut server = KillOnDrop(server);
-    wait_until_listening(&mut server.0)?;
+    let server = Service::start(sh, plugins.path(), &["--max-concurrent-calls", "256"], &[])?;
 
     let scripts = tempfile::tempdir()?;
     let call_script = scripts.path().join("call.lua");
@@ -54,7 +40,7 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
     let invoke_script = scripts.path().join("invoke.lua");
     std::fs::write(&invoke_script, "wrk.method = \"POST\"\nwrk.body = 'hello, wasmplug'\n")?;
 
-    let base = format!("http://{address}");
+    let base = server.base_url();
     let cases = [
         ("GET /healthz (no plugin, baseline)", format!("{base}/healthz"), None),
         (
@@ -97,30 +83,6 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
     }
     out.push_str("\nTargets: `call` at least 60% of `/healthz` throughput; p99 under 2 ms at 32 connections.\n");
     Ok(out)
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until_listening(server: &mut Child) -> anyhow::Result<()> {
-    let stderr = server.stderr.take().context("no stderr")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for line in std::io::BufReader::new(stderr).lines() {
-        let line = line?;
-        if line.starts_with("listening on") {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            break;
-        }
-    }
-    bail!("the service did not start listening")
 }
 
 fn ensure_wrk(sh: &Shell) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ use xtask::{build_plugins, plugins_out_dir, project_root};
 
 mod bench;
 mod load_test;
+mod service;
 
 const HELP: &str = "\
 cargo xtask <command>

@@ -2,6 +2,7 @@
 //! chain (build, inspect, run, serve), the runtime's limits and
 //! capabilities, and the service over a real socket.
 
+mod asynchronous;
 mod capabilities;
 mod cli;
 mod inspect;

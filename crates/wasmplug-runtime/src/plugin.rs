@@ -244,6 +244,34 @@ impl Plugin {
         bytes_abi_status(outcome)
     }
 
+    /// Whether [`Plugin::call_async`] and [`Plugin::invoke_async`] yield to
+    /// the executor at every epoch tick (wasmtime). With WasmEdge the
+    /// futures run the whole call when first polled, so run them where
+    /// blocking is allowed.
+    pub fn yields(&self) -> bool {
+        self.inner.compiled.yields()
+    }
+
+    /// [`Plugin::call`] as a future. With wasmtime the plugin runs on a
+    /// fiber and the future yields at every epoch tick (every
+    /// [`crate::RuntimeConfig::epoch_tick`]), so a long call never holds an
+    /// executor thread for longer than a tick at a time; it still times out
+    /// after the plugin's `call_timeout`. Dropping the future abandons the
+    /// call.
+    pub async fn call_async(&self, function: &str, args: &[Value]) -> Result<CallOutcome, RuntimeError> {
+        let index = self.index_of(function)?;
+        self.inner.functions[index].check_args(args)?;
+        self.run_async(index, args, Bytes::new()).await
+    }
+
+    /// [`Plugin::invoke`] as a future; see [`Plugin::call_async`].
+    pub async fn invoke_async(&self, function: &str, input: impl Into<Bytes>) -> Result<CallOutcome, RuntimeError> {
+        let index = self.index_of(function)?;
+        self.check_bytes_abi(index)?;
+        let outcome = self.run_async(index, &[], input.into()).await?;
+        bytes_abi_status(outcome)
+    }
+
     /// A dedicated warm instance for many calls from one thread; its memory
     /// and globals persist between its calls. It counts against the
     /// concurrency cap while it lives.
@@ -299,7 +327,7 @@ impl Plugin {
 
     fn run(&self, index: usize, args: &[Value], input: Bytes) -> Result<CallOutcome, RuntimeError> {
         let _permit = self.acquire()?;
-        let (mut instance, uses) = match self.inner.idle.as_ref().and_then(ArrayQueue::pop) {
+        let (mut instance, uses) = match self.pooled(false) {
             Some((mut instance, uses)) => {
                 instance.begin_call(input);
                 (instance, uses)
@@ -309,13 +337,42 @@ impl Plugin {
         let mut results = Vec::new();
         instance.call(index, args, &mut results)?;
         let outcome = collect_outcome(&mut instance, results);
+        self.give_back(instance, uses);
+        Ok(outcome)
+    }
+
+    async fn run_async(&self, index: usize, args: &[Value], input: Bytes) -> Result<CallOutcome, RuntimeError> {
+        let _permit = self.acquire()?;
+        let (mut instance, uses) = match self.pooled(true) {
+            Some((mut instance, uses)) => {
+                instance.begin_call_async(input);
+                (instance, uses)
+            }
+            None => (self.inner.compiled.instantiate_async(self.call_state(input)).await?, 0),
+        };
+        let mut results = Vec::new();
+        instance.call_async(index, args, &mut results).await?;
+        let outcome = collect_outcome(&mut instance, results);
+        self.give_back(instance, uses);
+        Ok(outcome)
+    }
+
+    /// An idle instance that can serve this kind of call, when the plugin
+    /// reuses instances and one is free.
+    fn pooled(&self, asynchronous: bool) -> Option<(Instance, u64)> {
+        let (instance, uses) = self.inner.idle.as_ref()?.pop()?;
+        // A WASI instance linked for the other kind of call is dropped.
+        instance.can_serve(asynchronous).then_some((instance, uses))
+    }
+
+    /// Returns a used instance to the idle pool, unless it served its
+    /// maximum or the pool is full; otherwise drops it.
+    fn give_back(&self, instance: Instance, uses: u64) {
         if let (Some(idle), InstancePolicy::Reuse { max_uses, .. }) = (&self.inner.idle, self.inner.config.instances) {
             if uses + 1 < max_uses {
-                // A full pool just drops the instance.
                 let _ = idle.push((instance, uses + 1));
             }
         }
-        Ok(outcome)
     }
 }
 

@@ -83,6 +83,21 @@ impl Compiled {
         }
     }
 
+    /// Whether the engine runs calls as futures that yield between slices
+    /// ([`Compiled::instantiate_async`], [`Instance::call_async`]); the
+    /// others run them to the end when polled.
+    pub fn yields(&self) -> bool {
+        matches!(self, Compiled::Wasmtime(_))
+    }
+
+    pub async fn instantiate_async(&self, state: CallState) -> Result<Instance, RuntimeError> {
+        match self {
+            Compiled::Wasmtime(compiled) => compiled.instantiate_async(state).await.map(Instance::Wasmtime),
+            #[cfg(feature = "wasmedge")]
+            Compiled::WasmEdge(compiled) => compiled.instantiate(state).map(Instance::WasmEdge),
+        }
+    }
+
     pub fn instantiate(&self, state: CallState) -> Result<Instance, RuntimeError> {
         match self {
             Compiled::Wasmtime(compiled) => compiled.instantiate(state).map(Instance::Wasmtime),
@@ -99,6 +114,37 @@ impl Instance {
 
     pub fn call(&mut self, function: usize, args: &[Value], results: &mut Vec<Value>) -> Result<(), RuntimeError> {
         dispatch!(self, instance => instance.call(function, args, results))
+    }
+
+    /// Whether this instance may serve an async (`true`) or a synchronous
+    /// call.
+    pub fn can_serve(&self, asynchronous: bool) -> bool {
+        match self {
+            Instance::Wasmtime(instance) => instance.can_serve(asynchronous),
+            #[cfg(feature = "wasmedge")]
+            Instance::WasmEdge(_) => true,
+        }
+    }
+
+    pub fn begin_call_async(&mut self, input: Bytes) {
+        match self {
+            Instance::Wasmtime(instance) => instance.begin_call_async(input),
+            #[cfg(feature = "wasmedge")]
+            Instance::WasmEdge(instance) => instance.begin_call(input),
+        }
+    }
+
+    pub async fn call_async(
+        &mut self,
+        function: usize,
+        args: &[Value],
+        results: &mut Vec<Value>,
+    ) -> Result<(), RuntimeError> {
+        match self {
+            Instance::Wasmtime(instance) => instance.call_async(function, args, results).await,
+            #[cfg(feature = "wasmedge")]
+            Instance::WasmEdge(instance) => instance.call(function, args, results),
+        }
     }
 
     pub fn state(&mut self) -> &mut CallState {

@@ -2,6 +2,12 @@
 //! [`InstancePre`], epoch-based timeouts, optional fuel, a memory limiter that
 //! turns an over-cap `memory.grow` into a typed error, and WASI preview 1
 //! from wasmtime-wasi with captured, bounded stdio.
+//!
+//! Calls run synchronously (`call`) or as futures (`call_async`). A future
+//! runs the plugin on a fiber and gives its thread back at every epoch tick
+//! (a *slice*), so an async executor can interleave a long call with other
+//! work, or move it elsewhere between slices; the call still ends with
+//! [`RuntimeError::Timeout`] after as many ticks as a synchronous one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use wasmtime::{
     Caller, Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Module, ModuleExport, OptLevel,
-    PoolingAllocationConfig, ResourceLimiter, Store, Trap, Val, WasmBacktrace,
+    PoolingAllocationConfig, ResourceLimiter, Store, StoreContextMut, Trap, UpdateDeadline, Val, WasmBacktrace,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -42,7 +48,8 @@ pub(crate) fn new_engine(runtime: &RuntimeConfig, key: EngineKey) -> Result<Engi
     pool.total_core_instances(runtime.pool_instances)
         .total_memories(runtime.pool_instances)
         .total_tables(runtime.pool_instances)
-        .max_memory_size(usize::try_from(runtime.pool_max_memory_bytes).unwrap_or(usize::MAX));
+        .max_memory_size(usize::try_from(runtime.pool_max_memory_bytes).unwrap_or(usize::MAX))
+        .total_stacks(runtime.pool_instances);
     let mut config = Config::new();
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
@@ -50,6 +57,8 @@ pub(crate) fn new_engine(runtime: &RuntimeConfig, key: EngineKey) -> Result<Engi
         .epoch_interruption(true)
         .consume_fuel(key.fuel)
         .max_wasm_stack(key.max_stack_bytes)
+        // Fibers for `call_async`: the wasm stack plus room for host calls.
+        .async_stack_size(key.max_stack_bytes + ASYNC_HOST_STACK_BYTES)
         .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(32))
         .memory_init_cow(true)
         .parallel_compilation(true);
@@ -57,6 +66,10 @@ pub(crate) fn new_engine(runtime: &RuntimeConfig, key: EngineKey) -> Result<Engi
         message: format!("cannot configure wasmtime: {error:#}"),
     })
 }
+
+/// Stack a fiber keeps beyond the wasm stack limit, for host functions
+/// (WASI among them) called from wasm.
+const ASYNC_HOST_STACK_BYTES: usize = 1 << 20;
 
 /// Compiles (or deserializes) a module for `engine`.
 pub(crate) fn compile_module(engine: &Engine, bytes: &[u8]) -> Result<Module, RuntimeError> {
@@ -73,6 +86,10 @@ pub(crate) struct Compiled {
 struct Shared {
     engine: Engine,
     pre: InstancePre<HostState>,
+    /// For `instantiate_async` when the plugin imports WASI, whose async
+    /// host functions only an async call may use; otherwise `pre` serves
+    /// both.
+    pre_async: Option<InstancePre<HostState>>,
     functions: Vec<ModuleExport>,
     init: Option<ModuleExport>,
     uses_wasi: bool,
@@ -96,24 +113,12 @@ impl Compiled {
         let uses_wasi = module
             .imports()
             .any(|import| import.module() == "wasi_snapshot_preview1");
-        let mut linker = Linker::new(engine);
-        link_host_module(&mut linker)?;
-        if uses_wasi {
-            wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| {
-                state
-                    .wasi
-                    .as_mut()
-                    .expect("WASI context exists for plugins that import WASI")
-            })
-            .map_err(|error| RuntimeError::Engine {
-                message: first_line(&error),
-            })?;
-        }
-        let pre = linker
-            .instantiate_pre(module)
-            .map_err(|error| RuntimeError::Instantiate {
-                message: first_line(&error),
-            })?;
+        let pre = instance_pre(engine, module, uses_wasi.then_some(WasiLink::Sync))?;
+        let pre_async = if uses_wasi {
+            Some(instance_pre(engine, module, Some(WasiLink::Async))?)
+        } else {
+            None
+        };
         let functions = functions
             .iter()
             .map(|name| {
@@ -133,6 +138,7 @@ impl Compiled {
             shared: Arc::new(Shared {
                 engine: engine.clone(),
                 pre,
+                pre_async,
                 functions,
                 init,
                 uses_wasi,
@@ -144,10 +150,9 @@ impl Compiled {
     }
 }
 
-impl CompiledBackend for Compiled {
-    type Instance = Instance;
-
-    fn instantiate(&self, state: CallState) -> Result<Instance, RuntimeError> {
+impl Compiled {
+    /// A store for one instance, its limits armed for a first call.
+    fn new_store(&self, state: CallState, asynchronous: bool) -> Result<Store<HostState>, RuntimeError> {
         let shared = &self.shared;
         let (wasi, stdout, stderr) = if shared.uses_wasi {
             let (wasi, stdout, stderr) = wasi_context(&shared.wasi, shared.limits.max_log_bytes)?;
@@ -164,13 +169,44 @@ impl CompiledBackend for Compiled {
             stderr,
             stdout_taken: 0,
             stderr_taken: 0,
+            slices_left: 0,
+            async_host: asynchronous && shared.uses_wasi,
         };
         let mut store = Store::new(&shared.engine, host);
         store.limiter(|state| state);
-        store.set_epoch_deadline(shared.deadline_ticks);
-        if let Some(fuel) = shared.limits.fuel {
-            store.set_fuel(fuel).map_err(|error| engine_error(&error))?;
+        arm_store(&mut store, shared, asynchronous);
+        Ok(store)
+    }
+
+    /// Like [`CompiledBackend::instantiate`], as a future that yields at
+    /// every epoch tick while `_initialize` runs.
+    pub async fn instantiate_async(&self, state: CallState) -> Result<Instance, RuntimeError> {
+        let shared = &self.shared;
+        let mut store = self.new_store(state, true)?;
+        let pre = shared.pre_async.as_ref().unwrap_or(&shared.pre);
+        let instance = match pre.instantiate_async(&mut store).await {
+            Ok(instance) => instance,
+            Err(error) => return Err(classify(error, store.data(), shared, true)),
+        };
+        let mut instance = Instance {
+            store,
+            instance,
+            shared: Arc::clone(shared),
+        };
+        if let Some(func) = instance.init_func() {
+            let result = func.call_async(&mut instance.store, ()).await;
+            result.map_err(|error| classify(error, instance.store.data(), &instance.shared, false))?;
         }
+        Ok(instance)
+    }
+}
+
+impl CompiledBackend for Compiled {
+    type Instance = Instance;
+
+    fn instantiate(&self, state: CallState) -> Result<Instance, RuntimeError> {
+        let shared = &self.shared;
+        let mut store = self.new_store(state, false)?;
         let instance = match shared.pre.instantiate(&mut store) {
             Ok(instance) => instance,
             Err(error) => return Err(classify(error, store.data(), shared, true)),
@@ -180,11 +216,45 @@ impl CompiledBackend for Compiled {
             instance,
             shared: Arc::clone(shared),
         };
-        if let Some(init) = &shared.init {
-            instance.run_init(init)?;
+        if let Some(func) = instance.init_func() {
+            let result = func.call(&mut instance.store, ());
+            result.map_err(|error| classify(error, instance.store.data(), &instance.shared, false))?;
         }
         Ok(instance)
     }
+}
+
+/// Arms the deadline and fuel for one call. A synchronous call traps when
+/// the deadline passes; an async one yields at every tick and traps when
+/// its ticks run out.
+#[inline]
+fn arm_store(store: &mut Store<HostState>, shared: &Shared, asynchronous: bool) {
+    if asynchronous {
+        store.data_mut().slices_left = shared.deadline_ticks;
+        store.epoch_deadline_callback(next_slice);
+        store.set_epoch_deadline(1);
+    } else {
+        if store.data().slices_left != 0 {
+            // The instance served an async call before.
+            store.data_mut().slices_left = 0;
+            store.epoch_deadline_trap();
+        }
+        store.set_epoch_deadline(shared.deadline_ticks);
+    }
+    if let Some(fuel) = shared.limits.fuel {
+        let _ = store.set_fuel(fuel);
+    }
+}
+
+/// The epoch callback of async calls: yield to the executor, or stop the
+/// call once its time is up.
+fn next_slice(mut store: StoreContextMut<'_, HostState>) -> wasmtime::Result<UpdateDeadline> {
+    let state = store.data_mut();
+    if state.slices_left <= 1 {
+        return Ok(UpdateDeadline::Interrupt);
+    }
+    state.slices_left -= 1;
+    Ok(UpdateDeadline::Yield(1))
 }
 
 /// A live wasmtime instance with its store.
@@ -195,16 +265,22 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
-    fn run_init(&mut self, init: &ModuleExport) -> Result<(), RuntimeError> {
+    /// The reactor initialiser, when the module exports one with the
+    /// `() -> ()` signature.
+    fn init_func(&mut self) -> Option<wasmtime::TypedFunc<(), ()>> {
+        let init = self.shared.init.as_ref()?;
         let Some(Extern::Func(func)) = self.instance.get_module_export(&mut self.store, init) else {
-            return Ok(());
+            return None;
         };
-        let result = match func.typed::<(), ()>(&self.store) {
-            Ok(typed) => typed.call(&mut self.store, ()),
-            // An `_initialize` with another signature is not a reactor initialiser.
-            Err(_) => return Ok(()),
-        };
-        result.map_err(|error| classify(error, self.store.data(), &self.shared, false))
+        // An `_initialize` with another signature is not a reactor initialiser.
+        func.typed::<(), ()>(&self.store).ok()
+    }
+
+    /// Whether this instance can serve an async call (`asynchronous`) or a
+    /// synchronous one: only WASI plugins' instances are tied to one kind,
+    /// by the WASI host functions they were linked with.
+    pub fn can_serve(&self, asynchronous: bool) -> bool {
+        !self.shared.uses_wasi || self.store.data().async_host == asynchronous
     }
 
     /// The wasmtime function behind export number `function`, for typed calls.
@@ -222,10 +298,7 @@ impl Instance {
     /// input, output or logs to reset.
     #[inline]
     pub fn arm(&mut self) {
-        self.store.set_epoch_deadline(self.shared.deadline_ticks);
-        if let Some(fuel) = self.shared.limits.fuel {
-            let _ = self.store.set_fuel(fuel);
-        }
+        arm_store(&mut self.store, &self.shared, false);
     }
 
     /// The memory and global values behind the pre-initialisation exports
@@ -268,28 +341,51 @@ impl Instance {
     }
 }
 
-impl InstanceBackend for Instance {
-    fn begin_call(&mut self, input: Bytes) {
+/// Argument and result buffers for up to 16 of each: no allocation.
+type ValBuffer = [Val; 16];
+
+impl Instance {
+    /// Resets the call state and arms the limits for an async call.
+    pub fn begin_call_async(&mut self, input: Bytes) {
         self.store.data_mut().call.start_call(input);
         self.store.data_mut().memory_requested = None;
-        self.arm();
+        arm_store(&mut self.store, &self.shared, true);
     }
 
-    fn call(&mut self, function: usize, args: &[Value], results: &mut Vec<Value>) -> Result<(), RuntimeError> {
+    /// Like [`InstanceBackend::call`], as a future that yields at every
+    /// epoch tick (see the module documentation).
+    pub async fn call_async(
+        &mut self,
+        function: usize,
+        args: &[Value],
+        results: &mut Vec<Value>,
+    ) -> Result<(), RuntimeError> {
+        let (func, params, mut outs, arity) = self.prepare(function, args)?;
+        let (params, outs) = (&params[..arity.0], &mut outs[..arity.1]);
+        if let Err(error) = func.call_async(&mut self.store, params, outs).await {
+            return Err(classify(error, self.store.data(), &self.shared, false));
+        }
+        read_results(outs, results)
+    }
+
+    /// The function and its arguments as wasmtime values, with the number
+    /// of parameters and results.
+    fn prepare(
+        &mut self,
+        function: usize,
+        args: &[Value],
+    ) -> Result<(wasmtime::Func, ValBuffer, ValBuffer, (usize, usize)), RuntimeError> {
         let func = self.func(function).ok_or_else(|| RuntimeError::Engine {
             message: "export is not a function".into(),
         })?;
-        let ty = func.ty(&self.store);
-        let mut params = [Val::I32(0); 16];
-        let mut outs = [Val::I32(0); 16];
-        let (params, outs) = if args.len() <= 16 && ty.results().len() <= 16 {
-            (&mut params[..args.len()], &mut outs[..ty.results().len()])
-        } else {
+        let results = func.ty(&self.store).results().len();
+        if args.len() > 16 || results > 16 {
             return Err(RuntimeError::Unsupported {
                 engine: "wasmtime",
                 feature: "more than 16 parameters or results".into(),
             });
-        };
+        }
+        let mut params = [Val::I32(0); 16];
         for (slot, arg) in params.iter_mut().zip(args) {
             *slot = match *arg {
                 Value::I32(value) => Val::I32(value),
@@ -298,25 +394,43 @@ impl InstanceBackend for Instance {
                 Value::F64(value) => Val::F64(value.to_bits()),
             };
         }
+        Ok((func, params, [Val::I32(0); 16], (args.len(), results)))
+    }
+}
+
+fn read_results(outs: &[Val], results: &mut Vec<Value>) -> Result<(), RuntimeError> {
+    results.clear();
+    for out in outs {
+        results.push(match *out {
+            Val::I32(value) => Value::I32(value),
+            Val::I64(value) => Value::I64(value),
+            Val::F32(bits) => Value::F32(f32::from_bits(bits)),
+            Val::F64(bits) => Value::F64(f64::from_bits(bits)),
+            _ => {
+                return Err(RuntimeError::Unsupported {
+                    engine: "wasmtime",
+                    feature: "non-numeric results".into(),
+                })
+            }
+        });
+    }
+    Ok(())
+}
+
+impl InstanceBackend for Instance {
+    fn begin_call(&mut self, input: Bytes) {
+        self.store.data_mut().call.start_call(input);
+        self.store.data_mut().memory_requested = None;
+        self.arm();
+    }
+
+    fn call(&mut self, function: usize, args: &[Value], results: &mut Vec<Value>) -> Result<(), RuntimeError> {
+        let (func, params, mut outs, arity) = self.prepare(function, args)?;
+        let (params, outs) = (&params[..arity.0], &mut outs[..arity.1]);
         if let Err(error) = func.call(&mut self.store, params, outs) {
             return Err(classify(error, self.store.data(), &self.shared, false));
         }
-        results.clear();
-        for out in outs.iter() {
-            results.push(match *out {
-                Val::I32(value) => Value::I32(value),
-                Val::I64(value) => Value::I64(value),
-                Val::F32(bits) => Value::F32(f32::from_bits(bits)),
-                Val::F64(bits) => Value::F64(f64::from_bits(bits)),
-                _ => {
-                    return Err(RuntimeError::Unsupported {
-                        engine: "wasmtime",
-                        feature: "non-numeric results".into(),
-                    })
-                }
-            });
-        }
-        Ok(())
+        read_results(outs, results)
     }
 
     fn state(&mut self) -> &mut CallState {
@@ -347,6 +461,10 @@ pub(crate) struct HostState {
     stderr: Option<MemoryOutputPipe>,
     stdout_taken: usize,
     stderr_taken: usize,
+    /// Epoch ticks an async call has left before it times out.
+    slices_left: u64,
+    /// Whether the instance was linked with WASI's async host functions.
+    async_host: bool,
 }
 
 /// The memory cap was hit; carried as the error of the failed `memory.grow`.
@@ -366,6 +484,41 @@ impl ResourceLimiter for HostState {
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
+}
+
+/// Which WASI host functions to link: the sync ones run on the calling
+/// thread; the async ones need an async call.
+#[derive(Clone, Copy)]
+enum WasiLink {
+    Sync,
+    Async,
+}
+
+fn instance_pre(
+    engine: &Engine,
+    module: &Module,
+    wasi: Option<WasiLink>,
+) -> Result<InstancePre<HostState>, RuntimeError> {
+    let mut linker = Linker::new(engine);
+    link_host_module(&mut linker)?;
+    let linked = match wasi {
+        None => Ok(()),
+        Some(WasiLink::Sync) => wasmtime_wasi::p1::add_to_linker_sync(&mut linker, project_wasi),
+        Some(WasiLink::Async) => wasmtime_wasi::p1::add_to_linker_async(&mut linker, project_wasi),
+    };
+    linked.map_err(|error| engine_error(&error))?;
+    linker
+        .instantiate_pre(module)
+        .map_err(|error| RuntimeError::Instantiate {
+            message: first_line(&error),
+        })
+}
+
+fn project_wasi(state: &mut HostState) -> &mut WasiP1Ctx {
+    state
+        .wasi
+        .as_mut()
+        .expect("WASI context exists for plugins that import WASI")
 }
 
 fn link_host_module(linker: &mut Linker<HostState>) -> Result<(), RuntimeError> {

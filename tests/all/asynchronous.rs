@@ -1,0 +1,153 @@
+//! Calls as futures (`call_async`, `invoke_async`): the same answers and
+//! the same typed errors as synchronous calls, and a long call gives its
+//! thread back to the executor at every epoch tick instead of holding it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmplug_runtime::{InstancePolicy, Limits, PluginConfig, RuntimeError, Value, WasiGrants};
+use wasmplug_tests::{load, load_with};
+
+/// A single-threaded executor: anything else that runs while a plugin call
+/// is in progress ran because the call yielded.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+#[test]
+fn async_calls_answer_like_sync_calls() {
+    let executor = current_thread();
+    let process = load("process");
+    let outcome = executor
+        .block_on(process.call_async("process", &[Value::I32(21)]))
+        .unwrap();
+    assert_eq!(outcome.results, [Value::I32(43)]);
+    let upper = load("upper");
+    let outcome = executor.block_on(upper.invoke_async("upper", "hello")).unwrap();
+    assert_eq!(outcome.output, b"HELLO".as_slice());
+    let error = executor
+        .block_on(process.call_async("process", &[Value::I64(21)]))
+        .unwrap_err();
+    assert_eq!(error.code(), "argument_type");
+}
+
+#[test]
+fn an_endless_loop_yields_to_the_executor_until_it_times_out() {
+    let timeout = Duration::from_millis(200);
+    let plugin = load_with(
+        "loop_forever",
+        &PluginConfig {
+            limits: Limits {
+                call_timeout: timeout,
+                ..Limits::default()
+            },
+            ..PluginConfig::default()
+        },
+    )
+    .unwrap();
+    let executor = current_thread();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let (error, elapsed, ticks_during_call) = executor.block_on(async {
+        let counter = Arc::clone(&ticks);
+        let other_work = tokio::spawn(async move {
+            loop {
+                counter.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        });
+        let started = Instant::now();
+        let error = plugin.call_async("spin", &[]).await.unwrap_err();
+        let elapsed = started.elapsed();
+        let ticks_during_call = ticks.load(Ordering::Relaxed);
+        other_work.abort();
+        (error, elapsed, ticks_during_call)
+    });
+    assert!(
+        matches!(error, RuntimeError::Timeout { limit } if limit == timeout),
+        "{error}"
+    );
+    assert!(elapsed >= timeout, "stopped early: {elapsed:?}");
+    assert!(
+        elapsed <= timeout + Duration::from_millis(50),
+        "stopped late: {elapsed:?}"
+    );
+    // The default tick is 5 ms: a 200 ms call yields about 40 times, and the
+    // other task runs at every yield.
+    assert!(
+        ticks_during_call >= 20,
+        "the other task ran only {ticks_during_call} times while the plugin spun"
+    );
+}
+
+#[test]
+fn hostile_plugins_fail_the_same_way_async() {
+    let executor = current_thread();
+    let limits = Limits {
+        call_timeout: Duration::from_millis(100),
+        max_memory_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    let config = PluginConfig {
+        limits,
+        ..PluginConfig::default()
+    };
+    for (plugin, function, bytes_abi) in [
+        ("loop_forever", "spin", false),
+        ("memory_bomb", "grow", false),
+        ("recurse", "deep", false),
+        ("traps", "unreachable_trap", false),
+        ("traps", "div_zero", false),
+        ("traps_cpp", "nested_trap", false),
+        ("output_flood", "flood", true),
+    ] {
+        let plugin = load_with(plugin, &config).unwrap();
+        let (sync, asynchronous) = if bytes_abi {
+            (
+                plugin.invoke(function, "").unwrap_err(),
+                executor.block_on(plugin.invoke_async(function, "")).unwrap_err(),
+            )
+        } else {
+            (
+                plugin.call(function, &[]).unwrap_err(),
+                executor.block_on(plugin.call_async(function, &[])).unwrap_err(),
+            )
+        };
+        assert_eq!(sync.code(), asynchronous.code(), "{function}: {sync} vs {asynchronous}");
+        assert_eq!(sync.to_string(), asynchronous.to_string(), "{function}");
+    }
+}
+
+#[test]
+fn wasi_plugins_and_reused_instances_work_async() {
+    let executor = current_thread();
+    // WASI host functions inside an async call, on the executor's thread.
+    let probe = load_with(
+        "wasi_probe",
+        &PluginConfig {
+            wasi: WasiGrants::default(),
+            ..PluginConfig::default()
+        },
+    )
+    .unwrap();
+    let clock = executor.block_on(probe.call_async("clock_ok", &[])).unwrap();
+    assert_eq!(clock.results, [Value::I32(1)]);
+    assert_eq!(probe.call("clock_ok", &[]).unwrap().results, [Value::I32(1)]);
+
+    // A reused instance keeps its state across sync and async calls alike.
+    let counter = load_with(
+        "counter",
+        &PluginConfig {
+            instances: InstancePolicy::Reuse {
+                pool_size: 1,
+                max_uses: 100,
+            },
+            ..PluginConfig::default()
+        },
+    )
+    .unwrap();
+    let function = &counter.functions()[0].name;
+    let first = counter.call(function, &[]).unwrap().results;
+    let second = executor.block_on(counter.call_async(function, &[])).unwrap().results;
+    assert_ne!(first, second, "the instance was not reused across kinds of call");
+}

@@ -1,5 +1,6 @@
-//! The HTTP routes and their handlers. Plugin calls run on the blocking
-//! pool, never on an async worker, behind a global concurrency cap with a
+//! The HTTP routes and their handlers. Plugin calls start on the async
+//! worker and move to the low-priority background lane if they outlast one
+//! epoch tick (see [`crate::lanes`]), behind a global concurrency cap with a
 //! short queue.
 
 use std::sync::atomic::Ordering;
@@ -15,7 +16,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value as Json_};
-use wasmplug_runtime::{CallOutcome, Plugin, RuntimeError};
+use wasmplug_runtime::{CallOutcome, Plugin, RuntimeError, Value};
 
 use crate::error::ApiError;
 use crate::registry::{is_valid_name, RegistryError, Slot};
@@ -184,7 +185,7 @@ async fn call_function(
         Ok(args) => args,
         Err(error) => return Err(record(&slot, error)),
     };
-    let outcome = run_call(&state, &slot, move || plugin.call(&function, &args)).await?;
+    let outcome = run_call(&state, &slot, plugin, Work::Call { function, args }).await?;
     let mut body = json!({ "results": outcome.results.iter().map(|value| value.to_json()).collect::<Vec<_>>() });
     if !outcome.logs.is_empty() {
         body["logs"] = json!(outcome.logs);
@@ -210,7 +211,7 @@ async fn invoke_function(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (slot, plugin) = active_plugin(&state, &name)?;
-    let outcome = run_call(&state, &slot, move || plugin.invoke(&function, body)).await?;
+    let outcome = run_call(&state, &slot, plugin, Work::Invoke { function, input: body }).await?;
     if query.format.as_deref() == Some("json") {
         return Ok(Json(json!({
             "output": String::from_utf8_lossy(&outcome.output),
@@ -240,12 +241,39 @@ async fn invoke_function(
     Ok(response)
 }
 
-/// Runs a plugin call on the blocking pool under the global cap, waiting a
-/// short while for a slot, and records its metrics.
-async fn run_call<F>(state: &AppState, slot: &Arc<Slot>, call: F) -> Result<CallOutcome, ApiError>
-where
-    F: FnOnce() -> Result<CallOutcome, RuntimeError> + Send + 'static,
-{
+/// One plugin call a request asks for.
+enum Work {
+    Call { function: String, args: Vec<Value> },
+    Invoke { function: String, input: Bytes },
+}
+
+impl Work {
+    async fn run_async(self, plugin: &Plugin) -> Result<CallOutcome, RuntimeError> {
+        match self {
+            Work::Call { function, args } => plugin.call_async(&function, &args).await,
+            Work::Invoke { function, input } => plugin.invoke_async(&function, input).await,
+        }
+    }
+
+    fn run(self, plugin: &Plugin) -> Result<CallOutcome, RuntimeError> {
+        match self {
+            Work::Call { function, args } => plugin.call(&function, &args),
+            Work::Invoke { function, input } => plugin.invoke(&function, input),
+        }
+    }
+}
+
+/// Runs a plugin call under the global cap, waiting a short while for a
+/// slot, and records its metrics. Calls that yield start inline and move to
+/// the background lane when they outlast a slice; the others run on the
+/// blocking pool. The slot is released when the call ends, even if the
+/// client has gone by then.
+async fn run_call(
+    state: &AppState,
+    slot: &Arc<Slot>,
+    plugin: Arc<Plugin>,
+    work: Work,
+) -> Result<CallOutcome, ApiError> {
     let permit = match state.call_slots.clone().try_acquire_owned() {
         Ok(permit) => permit,
         Err(_) => {
@@ -259,13 +287,24 @@ where
         }
     };
     let started = Instant::now();
-    let result = tokio::task::spawn_blocking(move || {
-        let result = call();
-        drop(permit);
-        result
-    })
-    .await
-    .map_err(internal)?;
+    let result = if plugin.yields() {
+        state
+            .lanes
+            .run(async move {
+                let result = work.run_async(&plugin).await;
+                drop(permit);
+                result
+            })
+            .await
+    } else {
+        tokio::task::spawn_blocking(move || {
+            let result = work.run(&plugin);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(internal)?
+    };
     slot.metrics.observe(started.elapsed().as_micros() as u64);
     match result {
         Ok(outcome) => {

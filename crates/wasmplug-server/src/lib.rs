@@ -28,6 +28,7 @@ use wasmplug_runtime::{Runtime, RuntimeConfig};
 
 mod api;
 mod error;
+mod lanes;
 mod metrics;
 mod openapi;
 mod registry;
@@ -35,6 +36,7 @@ mod watch;
 
 pub use api::app;
 pub use error::ApiError;
+pub use lanes::{Lanes, BACKGROUND_NICE};
 pub use registry::{is_valid_name, Registry, RegistryError};
 
 /// How the service runs.
@@ -90,6 +92,7 @@ pub struct AppState {
     /// Set once the initial load finished.
     pub ready: Arc<AtomicBool>,
     call_slots: Arc<tokio::sync::Semaphore>,
+    lanes: Arc<Lanes>,
 }
 
 impl AppState {
@@ -107,8 +110,10 @@ impl AppState {
         })?;
         let registry = Registry::new(&config.plugins_dir, runtime)
             .with_context(|| format!("cannot use plugin directory {}", config.plugins_dir.display()))?;
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Ok(AppState {
             registry: Arc::new(registry),
+            lanes: Arc::new(Lanes::new(cores).context("cannot start the background lane")?),
             call_slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls)),
             config: Arc::new(config),
             ready: Arc::new(AtomicBool::new(false)),

@@ -1,8 +1,9 @@
 //! `GET /openapi.json`: the API as an OpenAPI 3.1 document, built from the
 //! same route table the tests check against the router, so clients and
-//! fuzzers (schemathesis) see what the service really accepts.
+//! fuzzers (schemathesis, see `cargo xtask api-fuzz`) see what the service
+//! really accepts and answers.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// Every route: method, path, summary, whether it needs the admin token,
 /// its request body and its responses.
@@ -57,7 +58,7 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
 
 /// The document.
 pub fn document() -> Value {
-    let mut paths = serde_json::Map::new();
+    let mut paths = Map::new();
     for (method, path, summary, admin) in ROUTES {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[*method] = operation(method, path, summary, *admin);
@@ -72,122 +73,339 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": { "adminToken": { "type": "http", "scheme": "bearer" } },
-            "schemas": {
-                "Problem": {
-                    "type": "object",
-                    "required": ["status", "code", "detail"],
-                    "properties": {
-                        "type": { "type": "string" },
-                        "title": { "type": "string" },
-                        "status": { "type": "integer" },
-                        "code": { "type": "string" },
-                        "detail": { "type": "string" },
-                        "details": {},
+            "schemas": schemas(),
+        },
+    })
+}
+
+fn schemas() -> Value {
+    let nullable_string = json!({ "type": ["string", "null"] });
+    json!({
+        "Problem": {
+            "type": "object",
+            "required": ["status", "code", "detail"],
+            "properties": {
+                "type": { "type": "string" },
+                "title": { "type": "string" },
+                "status": { "type": "integer" },
+                "code": { "type": "string" },
+                "detail": { "type": "string" },
+                "details": {},
+            },
+        },
+        "Function": {
+            "type": "object",
+            "required": ["name", "signature", "bytes_abi"],
+            "properties": {
+                "name": { "type": "string" },
+                "signature": { "type": "string", "examples": ["(i32) -> i32"] },
+                "bytes_abi": { "type": "boolean", "description": "Called through `invoke` rather than `call`." },
+            },
+        },
+        "PluginList": {
+            "type": "object",
+            "required": ["plugins"],
+            "properties": {
+                "plugins": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "digest", "functions"],
+                        "properties": {
+                            "name": { "type": "string" },
+                            "digest": nullable_string,
+                            "functions": { "type": "array", "items": { "$ref": "#/components/schemas/Function" } },
+                            "last_error": nullable_string,
+                        },
                     },
                 },
-                "CallRequest": {
-                    "type": "object",
-                    "required": ["args"],
-                    "properties": { "args": { "type": "array", "items": { "type": ["number", "string"] } } },
-                },
-                "CallResult": {
-                    "type": "object",
-                    "required": ["results"],
-                    "properties": {
-                        "results": { "type": "array", "items": { "type": ["number", "string"] } },
-                        "logs": { "type": "array" },
-                        "stdout": { "type": "string" },
-                        "stderr": { "type": "string" },
-                    },
-                },
+            },
+        },
+        "PluginDetail": {
+            "type": "object",
+            "required": ["name", "active_digest", "versions", "last_error", "functions"],
+            "properties": {
+                "name": { "type": "string" },
+                "active_digest": nullable_string,
+                "versions": { "type": "array", "items": { "type": "string" } },
+                "last_error": nullable_string,
+                "functions": { "type": "array", "items": { "$ref": "#/components/schemas/Function" } },
+                "config": { "type": ["object", "null"] },
+                "warnings": { "type": ["array", "null"] },
+                "report": {},
+                "in_flight": { "type": ["integer", "null"], "minimum": 0 },
+            },
+        },
+        "Uploaded": {
+            "type": "object",
+            "required": ["name", "digest", "functions"],
+            "properties": {
+                "name": { "type": "string" },
+                "digest": { "type": "string" },
+                "functions": { "type": "array", "items": { "$ref": "#/components/schemas/Function" } },
+            },
+        },
+        "RolledBack": {
+            "type": "object",
+            "required": ["name", "digest"],
+            "properties": { "name": { "type": "string" }, "digest": { "type": "string" } },
+        },
+        "LogRecord": {
+            "type": "object",
+            "required": ["level", "message"],
+            "properties": { "level": { "type": "string" }, "message": { "type": "string" } },
+        },
+        "CallRequest": {
+            "type": "object",
+            "required": ["args"],
+            "properties": { "args": { "type": "array", "items": { "type": ["number", "string"] } } },
+        },
+        "CallResult": {
+            "type": "object",
+            "required": ["results"],
+            "properties": {
+                "results": { "type": "array", "items": { "type": ["number", "string"] } },
+                "logs": { "type": "array", "items": { "$ref": "#/components/schemas/LogRecord" } },
+                "stdout": { "type": "string" },
+                "stderr": { "type": "string" },
+            },
+        },
+        "InvokeResult": {
+            "type": "object",
+            "required": ["output", "logs", "stdout", "stderr"],
+            "properties": {
+                "output": { "type": "string", "description": "The output as UTF-8 (invalid bytes replaced)." },
+                "logs": { "type": "array", "items": { "$ref": "#/components/schemas/LogRecord" } },
+                "stdout": { "type": "string" },
+                "stderr": { "type": "string" },
             },
         },
     })
 }
 
+/// `application/json` with the component schema `name`.
+fn json_body(name: &str) -> Value {
+    json!({ "application/json": { "schema": { "$ref": format!("#/components/schemas/{name}") } } })
+}
+
+fn problem() -> Value {
+    json!({ "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } })
+}
+
+fn text() -> Value {
+    json!({ "text/plain": { "schema": { "type": "string" } } })
+}
+
 fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
+    let is_call = method == "post" && path.ends_with("/call/{function}");
+    let is_invoke = method == "post" && path.ends_with("/invoke/{function}");
     let mut parameters = Vec::new();
     for name in ["name", "function"] {
-        if path.contains(&format!("{{{name}}}")) {
-            let mut schema = json!({ "type": "string" });
-            if name == "name" {
-                schema = json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$" });
-            }
-            parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": schema }));
+        if !path.contains(&format!("{{{name}}}")) {
+            continue;
         }
+        let mut parameter = if name == "name" {
+            json!({
+                "name": name, "in": "path", "required": true,
+                "description": "A plugin name: 1 to 64 of a-z, 0-9, `_` and `-`, starting with a letter or digit.",
+                "schema": { "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$" },
+            })
+        } else {
+            json!({ "name": name, "in": "path", "required": true, "description": "An exported function.", "schema": { "type": "string" } })
+        };
+        // Examples only where following them changes nothing: reads and calls.
+        let example = match (is_call, is_invoke, method) {
+            (true, _, _) => Some("process"),
+            (_, true, _) => Some("upper"),
+            (_, _, "get") if name == "name" => Some("process"),
+            _ => None,
+        };
+        if let Some(example) = example {
+            parameter["example"] = json!(example);
+        }
+        parameters.push(parameter);
     }
-    let problem = json!({ "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } });
-    let mut responses = serde_json::Map::new();
-    let mut operation = json!({ "summary": summary, "parameters": parameters });
+    let mut responses = Map::new();
+    let mut operation =
+        json!({ "operationId": operation_id(method, path), "summary": summary, "parameters": parameters });
+    let mut ok = |status: &str, description: &str, content: Option<Value>| {
+        let mut response = json!({ "description": description });
+        if let Some(content) = content {
+            response["content"] = content;
+        }
+        responses.insert(status.into(), response);
+    };
+    // The errors this operation can answer with, beyond the admin ones.
+    let mut errors: &[&str] = &["400", "404"];
     match (method, path) {
-        (_, "/healthz" | "/readyz" | "/metrics") => {
+        ("get", "/healthz") => {
+            ok("200", "`ok`", Some(text()));
+            errors = &[];
+        }
+        ("get", "/readyz") => {
+            ok("200", "`ready`", Some(text()));
+            ok("503", "Still loading plugins", Some(text()));
+            errors = &[];
+        }
+        ("get", "/metrics") => {
+            ok(
+                "200",
+                "Prometheus text exposition format",
+                Some(json!({ "text/plain": { "schema": { "type": "string" } } })),
+            );
+            errors = &[];
+        }
+        ("get", "/openapi.json") => {
+            ok(
+                "200",
+                "This document",
+                Some(json!({ "application/json": { "schema": { "type": "object" } } })),
+            );
+            errors = &[];
+        }
+        ("get", "/v1/plugins") => {
+            ok("200", "Every plugin, sorted by name", Some(json_body("PluginList")));
+            errors = &[];
+        }
+        ("get", _) => ok("200", "The plugin", Some(json_body("PluginDetail"))),
+        _ if is_call => {
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/CallRequest" },
+                    "example": { "args": [21] },
+                } },
+            });
+            ok("200", "The function's results", Some(json_body("CallResult")));
+            errors = &["400", "404", "413", "422", "503"];
+        }
+        _ if is_invoke => {
+            operation["requestBody"] = json!({
+                "content": { "application/octet-stream": {
+                    "schema": { "type": "string", "format": "binary" },
+                    "example": "hello, wasmplug",
+                } },
+            });
+            add_query(
+                &mut operation,
+                json!({
+                    "name": "format", "in": "query", "required": false,
+                    "description": "`json`: answer with the output, logs, stdout and stderr as JSON instead of raw bytes. \
+                                    Any other value, or none, gives the raw bytes.",
+                    "schema": { "type": "string", "examples": ["json"] },
+                }),
+            );
+            let stdio = json!({ "type": "string", "contentEncoding": "base64" });
             responses.insert(
                 "200".into(),
-                json!({ "description": "OK", "content": { "text/plain": { "schema": { "type": "string" } } } }),
+                json!({
+                    "description": "The plugin's output: raw bytes, or JSON with `format=json`",
+                    "headers": {
+                        "x-wasmplug-stdout": { "description": "What the plugin wrote to stdout, base64", "schema": stdio },
+                        "x-wasmplug-stderr": { "description": "What the plugin wrote to stderr, base64", "schema": stdio },
+                    },
+                    "content": {
+                        "application/octet-stream": { "schema": { "type": "string", "format": "binary" } },
+                        "application/json": { "schema": { "$ref": "#/components/schemas/InvokeResult" } },
+                    },
+                }),
             );
-        }
-        ("post", p) if p.ends_with("/call/{function}") => {
-            operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CallRequest" } } } });
-            responses.insert("200".into(), json!({ "description": "The function's results", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CallResult" } } } }));
-        }
-        ("post", p) if p.ends_with("/invoke/{function}") => {
-            operation["requestBody"] = json!({ "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } });
-            add_query(
-                &mut operation,
-                json!({ "name": "format", "in": "query", "required": false, "schema": { "type": "string", "enum": ["json"] } }),
-            );
-            responses.insert("200".into(), json!({ "description": "The plugin's output", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } }));
+            errors = &["400", "404", "413", "422", "503"];
         }
         ("put", _) => {
-            operation["requestBody"] = json!({ "required": true, "content": { "application/wasm": { "schema": { "type": "string", "format": "binary" } }, "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } });
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": {
+                    "application/wasm": { "schema": { "type": "string", "format": "binary" } },
+                    "application/octet-stream": { "schema": { "type": "string", "format": "binary" } },
+                },
+            });
             add_query(
                 &mut operation,
-                json!({ "name": "manifest", "in": "query", "required": false, "schema": { "type": "string" } }),
+                json!({
+                    "name": "manifest", "in": "query", "required": false,
+                    "description": "The plugin's manifest, TOML.",
+                    "schema": { "type": "string" },
+                }),
             );
-            responses.insert("200".into(), json!({ "description": "Replaced", "content": { "application/json": { "schema": { "type": "object" } } } }));
-            responses.insert("201".into(), json!({ "description": "Created", "content": { "application/json": { "schema": { "type": "object" } } } }));
-            responses.insert("413".into(), json!({ "description": "Body too large" }));
+            ok("200", "Replaced", Some(json_body("Uploaded")));
+            ok("201", "Created", Some(json_body("Uploaded")));
+            errors = &["400", "413", "422"];
         }
         ("delete", _) => {
-            responses.insert("204".into(), json!({ "description": "Removed" }));
+            ok("204", "Removed", None);
+            errors = &["400", "404"];
         }
         ("post", p) if p.ends_with("/rollback") => {
             add_query(
                 &mut operation,
-                json!({ "name": "digest", "in": "query", "required": false, "schema": { "type": "string" } }),
+                json!({
+                    "name": "digest", "in": "query", "required": false,
+                    "description": "The version to switch to; the previous one when absent.",
+                    "schema": { "type": "string" },
+                }),
             );
-            responses.insert("200".into(), json!({ "description": "Rolled back", "content": { "application/json": { "schema": { "type": "object" } } } }));
+            ok("200", "Rolled back", Some(json_body("RolledBack")));
+            errors = &["400", "404", "422"];
         }
-        _ => {
-            responses.insert(
-                "200".into(),
-                json!({ "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } }),
-            );
-        }
+        _ => ok(
+            "200",
+            "OK",
+            Some(json!({ "application/json": { "schema": { "type": "object" } } })),
+        ),
     }
-    for (status, description) in [
-        ("400", "Bad request"),
-        ("404", "Not found"),
-        ("422", "Rejected module or failed plugin call"),
-        ("503", "Overloaded; see Retry-After"),
-    ] {
-        responses
-            .entry(status)
-            .or_insert_with(|| json!({ "description": description, "content": problem.clone() }));
+    for status in errors {
+        let response = match *status {
+            // The framework answers in plain text when it rejects the path
+            // or the query string before a handler runs.
+            "400" => json!({
+                "description": "Bad request (plain text when the URL itself cannot be parsed)",
+                "content": { "application/problem+json": problem()["application/problem+json"], "text/plain": text()["text/plain"] },
+            }),
+            "404" => json!({ "description": "No such plugin or function", "content": problem() }),
+            "413" => json!({ "description": "Body too large", "content": text() }),
+            "422" => {
+                json!({ "description": "Rejected module or manifest, or failed plugin call", "content": problem() })
+            }
+            "503" => json!({
+                "description": "Overloaded; see Retry-After",
+                "headers": { "Retry-After": { "schema": { "type": "integer" } } },
+                "content": problem(),
+            }),
+            _ => unreachable!("no description for {status}"),
+        };
+        responses.insert((*status).into(), response);
     }
     if admin {
         operation["security"] = json!([{ "adminToken": [] }]);
         responses.insert(
             "401".into(),
-            json!({ "description": "Wrong or missing token", "content": problem.clone() }),
+            json!({ "description": "Wrong or missing token", "content": problem() }),
         );
         responses.insert(
             "403".into(),
-            json!({ "description": "Management disabled (no admin token configured)", "content": problem.clone() }),
+            json!({ "description": "Management disabled (no admin token configured)", "content": problem() }),
         );
     }
     operation["responses"] = Value::Object(responses);
     operation
+}
+
+fn operation_id(method: &str, path: &str) -> &'static str {
+    match (method, path) {
+        ("get", "/healthz") => "healthz",
+        ("get", "/readyz") => "readyz",
+        ("get", "/metrics") => "metrics",
+        ("get", "/openapi.json") => "openapi",
+        ("get", "/v1/plugins") => "listPlugins",
+        ("get", _) => "describePlugin",
+        ("put", _) => "uploadPlugin",
+        ("delete", _) => "deletePlugin",
+        (_, p) if p.ends_with("/rollback") => "rollbackPlugin",
+        (_, p) if p.ends_with("/call/{function}") => "callFunction",
+        (_, p) if p.ends_with("/invoke/{function}") => "invokeFunction",
+        _ => "unknown",
+    }
 }
 
 fn add_query(operation: &mut Value, parameter: Value) {

@@ -8,9 +8,11 @@ use wasmplug_inspect::ModuleReport;
 use xshell::{cmd, Shell};
 use xtask::{build_plugins, plugins_out_dir, project_root};
 
+mod api_fuzz;
 mod bench;
 mod load_test;
 mod service;
+mod soak;
 
 const HELP: &str = "\
 cargo xtask <command>
@@ -29,6 +31,13 @@ commands:
                              (--report-only: from the last run's results)
     load-test [--seconds N]  start the release service on loopback and drive it
                              with wrk: /healthz, call process(21), invoke upper
+    soak [--minutes N]       mixed traffic (calls, invokes, uploads, rollbacks,
+                             hostile plugins) against the release service for
+                             N minutes (default 10); reports requests, errors
+                             by code and memory at start, middle and end
+    api-fuzz [--cases N]     property-based run of the HTTP API from
+                             /openapi.json with schemathesis (installed into
+                             target/schemathesis-venv); fails on any 5xx
     ci                       everything CI checks: toolchain (installed if
                              missing), formatting, clippy, every test, the
                              WasmEdge backend's compile check
@@ -88,6 +97,24 @@ fn main() -> anyhow::Result<()> {
             build_plugins()?;
             println!("{}", load_test::run(&sh, seconds, 32)?);
             println!("{}", load_test::startup(&sh, 100)?);
+        }
+        Some("soak") => {
+            let minutes: f64 = match rest.as_slice() {
+                [] => 10.0,
+                [flag, minutes] if flag == "--minutes" => minutes.parse().context("--minutes takes a number")?,
+                _ => bail!("usage: cargo xtask soak [--minutes N]"),
+            };
+            build_plugins()?;
+            println!("{}", soak::run(&sh, minutes)?);
+        }
+        Some("api-fuzz") => {
+            let cases: u32 = match rest.as_slice() {
+                [] => 100,
+                [flag, cases] if flag == "--cases" => cases.parse().context("--cases takes a number")?,
+                _ => bail!("usage: cargo xtask api-fuzz [--cases N]"),
+            };
+            build_plugins()?;
+            println!("{}", api_fuzz::run(&sh, cases)?);
         }
         Some("ci") => {
             no_more_arguments("ci", &rest)?;

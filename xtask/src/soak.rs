@@ -1,0 +1,787 @@
+//! `cargo xtask soak --minutes N`: starts the release service on loopback
+//! with the example plugins and an admin token, and drives it for `N`
+//! wall-clock minutes with mixed traffic from a few client threads:
+//! healthy calls (`process(21)` through `call`, `upper` through `invoke`),
+//! a small share of hostile calls (endless loop, memory bomb, endless
+//! recursion, trap, output flood), uploads of a plugin that alternates
+//! between two distinct builds, and rollbacks. Every answer is checked;
+//! the server's resident memory is sampled throughout.
+//!
+//! It fails on any wrong healthy answer, any hostile call that does not end
+//! in a typed 4xx error, any 5xx other than 503 `overloaded`, any transport
+//! error, and (for runs of a minute or more) on resident memory growing more
+//! than 10% from the middle of the run to its end.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use xshell::Shell;
+
+use crate::service::Service;
+
+/// Plugins copied into the service's plugin directory.
+const PLUGINS: [&str; 7] = [
+    "process",
+    "upper",
+    "loop_forever",
+    "memory_bomb",
+    "recurse",
+    "traps",
+    "output_flood",
+];
+/// Client threads, each with its own keep-alive connection.
+const CLIENT_THREADS: usize = 4;
+/// One request in this many is a hostile call (rotating over `HOSTILE`).
+const HOSTILE_EVERY: u64 = 50;
+/// One request in this many is an upload, and one a rollback, per thread.
+const ADMIN_EVERY: u64 = 200;
+/// Memory growth from the middle of the run to its end that fails it.
+const GROWTH_LIMIT_PERCENT: f64 = 10.0;
+/// Failure descriptions kept (per thread) for the error message.
+const FAILURES_KEPT: usize = 10;
+
+/// A call that must end in a typed error, never a crash or a 5xx.
+struct Hostile {
+    plugin: &'static str,
+    /// `call` (JSON arguments) or `invoke` (bytes ABI).
+    verb: &'static str,
+    function: &'static str,
+    body: &'static str,
+}
+
+const HOSTILE: [Hostile; 5] = [
+    Hostile {
+        plugin: "loop_forever",
+        verb: "call",
+        function: "spin",
+        body: r#"{"args":[]}"#,
+    },
+    Hostile {
+        plugin: "memory_bomb",
+        verb: "call",
+        function: "grow",
+        body: r#"{"args":[]}"#,
+    },
+    Hostile {
+        plugin: "recurse",
+        verb: "call",
+        function: "deep",
+        body: r#"{"args":[0]}"#,
+    },
+    Hostile {
+        plugin: "traps",
+        verb: "call",
+        function: "unreachable_trap",
+        body: r#"{"args":[]}"#,
+    },
+    Hostile {
+        plugin: "output_flood",
+        verb: "invoke",
+        function: "flood",
+        body: "",
+    },
+];
+
+/// Runs the soak test and returns its results as a markdown section; an
+/// error (with the same figures) when any check failed.
+pub fn run(sh: &Shell, minutes: f64) -> anyhow::Result<String> {
+    if !(minutes.is_finite() && minutes > 0.0) {
+        bail!("--minutes takes a positive number, got {minutes}");
+    }
+    let total = Duration::from_secs_f64(minutes * 60.0);
+    let warm_up = (total / 10).min(Duration::from_secs(10));
+
+    let plugins = tempfile::tempdir()?;
+    for name in PLUGINS {
+        let from = crate::plugins_out_dir().join(format!("{name}.wasm"));
+        std::fs::copy(&from, plugins.path().join(format!("{name}.wasm")))
+            .with_context(|| format!("cannot copy {} (run `cargo xtask build-plugins` first)", from.display()))?;
+    }
+    let process = std::fs::read(crate::plugins_out_dir().join("process.wasm"))?;
+    let contents = Arc::new([
+        process.clone(),
+        with_custom_section(process, "wasmplug-soak", b"variant b")?,
+    ]);
+    let token = random_token()?;
+
+    let server = Service::start(sh, plugins.path(), &["--admin-token", &token], &[])?;
+    let base = server.base_url();
+    eprintln!(
+        "soak: {} against {base}, {CLIENT_THREADS} client threads, warm-up {:.0?}",
+        clock(total),
+        warm_up
+    );
+
+    let shared = Arc::new(Shared::default());
+    let started = Instant::now();
+    let deadline = started + total;
+    let workers: Vec<_> = (0..CLIENT_THREADS)
+        .map(|index| {
+            let client = Client::new(&base, &token);
+            let contents = Arc::clone(&contents);
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("soak-{index}"))
+                .spawn(move || worker(index, &client, &contents, &shared, deadline))
+        })
+        .collect::<Result<_, _>>()?;
+
+    // Sample memory while the clients run; print progress every 10%.
+    let sample_every = (total / 100).clamp(Duration::from_millis(250), Duration::from_secs(5));
+    let mut memory = Memory::default();
+    let mut next_sample = started + warm_up;
+    let mut next_progress = 1;
+    let mut sampling_error = None;
+    while Instant::now() < deadline && !shared.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())));
+        let elapsed = started.elapsed();
+        if Instant::now() >= next_sample && elapsed < total {
+            match server.rss_kib() {
+                Ok(rss) => memory.samples.push((elapsed.as_secs_f64() / total.as_secs_f64(), rss)),
+                Err(error) => {
+                    sampling_error = Some(format!("cannot read the server's memory: {error:#}"));
+                    shared.stop.store(true, Ordering::Relaxed);
+                }
+            }
+            next_sample += sample_every;
+        }
+        while next_progress < 10 && elapsed >= total * next_progress / 10 {
+            let requests = shared.requests.load(Ordering::Relaxed);
+            eprintln!(
+                "soak: {:>3}% ({} of {}): {requests} requests ({:.0}/s), {} failures, RSS {}",
+                next_progress * 10,
+                clock(elapsed),
+                clock(total),
+                requests as f64 / elapsed.as_secs_f64().max(1e-9),
+                shared.failures.load(Ordering::Relaxed),
+                memory
+                    .samples
+                    .last()
+                    .map_or_else(|| "-".to_owned(), |&(_, rss)| mib(rss)),
+            );
+            next_progress += 1;
+        }
+    }
+    let mut tally = Tally::default();
+    for worker in workers {
+        let part = worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("a soak client thread panicked"))?;
+        tally.merge(part);
+    }
+    let elapsed = started.elapsed();
+    match server.rss_kib() {
+        Ok(rss) => memory.after = Some(rss),
+        Err(error) => sampling_error = Some(format!("cannot read the server's memory at the end: {error:#}")),
+    }
+    // The server must still answer after all of it.
+    let healthz = Client::new(&base, &token).request("GET", "/healthz", None, &[], false);
+    if healthz.status != 200 {
+        tally.fail(format!(
+            "GET /healthz after the run: status {} {}",
+            healthz.status, healthz.code
+        ));
+    }
+    drop(server);
+
+    let growth = memory.growth_percent();
+    let mut problems = Vec::new();
+    if tally.failed > 0 {
+        problems.push(format!("{} failed requests", tally.failed));
+    }
+    if let Some(error) = sampling_error {
+        problems.push(error);
+    }
+    match growth {
+        Some(growth) if minutes >= 1.0 && growth > GROWTH_LIMIT_PERCENT => problems.push(format!(
+            "resident memory grew {growth:.1}% from the middle of the run to its end (limit {GROWTH_LIMIT_PERCENT}%)"
+        )),
+        None if minutes >= 1.0 => problems.push("no memory samples from the middle and end of the run".to_owned()),
+        _ => {}
+    }
+    let report = render(&tally, &memory, growth, minutes, elapsed, &problems);
+    eprintln!(
+        "soak: done in {}: {} requests, {} failures",
+        clock(elapsed),
+        tally.requests,
+        tally.failed
+    );
+    if !problems.is_empty() {
+        let shown: String = tally
+            .failures
+            .iter()
+            .map(|failure| format!("\n  - {failure}"))
+            .collect();
+        bail!("soak failed: {}{shown}\n\n{report}", problems.join("; "));
+    }
+    Ok(report)
+}
+
+/// Counters the sampling thread reads while the clients run.
+#[derive(Default)]
+struct Shared {
+    requests: AtomicU64,
+    failures: AtomicU64,
+    /// Set when the run must end early (the server is gone).
+    stop: AtomicBool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Verdict {
+    Ok,
+    /// 503 `overloaded`: load shedding, allowed.
+    Shed,
+    Fail,
+}
+
+/// One row of the results: a request kind, the status and the error code.
+type Key = (String, u16, String);
+
+/// A row's figures.
+#[derive(Clone, Copy)]
+struct Row {
+    count: u64,
+    verdict: Verdict,
+    total: Duration,
+    slowest: Duration,
+}
+
+#[derive(Default)]
+struct Tally {
+    rows: BTreeMap<Key, Row>,
+    requests: u64,
+    ok: u64,
+    shed: u64,
+    failed: u64,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, shared: &Shared, label: &str, reply: &Reply, verdict: Verdict, why: impl FnOnce() -> String) {
+        let row = self
+            .rows
+            .entry((label.to_owned(), reply.status, reply.code.clone()))
+            .or_insert(Row {
+                count: 0,
+                verdict,
+                total: Duration::ZERO,
+                slowest: Duration::ZERO,
+            });
+        row.count += 1;
+        row.verdict = row.verdict.max(verdict);
+        row.total += reply.took;
+        row.slowest = row.slowest.max(reply.took);
+        self.requests += 1;
+        shared.requests.fetch_add(1, Ordering::Relaxed);
+        match verdict {
+            Verdict::Ok => self.ok += 1,
+            Verdict::Shed => self.shed += 1,
+            Verdict::Fail => {
+                shared.failures.fetch_add(1, Ordering::Relaxed);
+                self.fail(format!("{label}: {}", why()));
+            }
+        }
+    }
+
+    fn fail(&mut self, description: String) {
+        self.failed += 1;
+        if self.failures.len() < FAILURES_KEPT {
+            self.failures.push(description);
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        for (key, theirs) in other.rows {
+            let row = self.rows.entry(key).or_insert(Row { count: 0, ..theirs });
+            row.count += theirs.count;
+            row.verdict = row.verdict.max(theirs.verdict);
+            row.total += theirs.total;
+            row.slowest = row.slowest.max(theirs.slowest);
+        }
+        self.requests += other.requests;
+        self.ok += other.ok;
+        self.shed += other.shed;
+        self.failed += other.failed;
+        self.failures.extend(other.failures);
+    }
+}
+
+/// One client thread's loop until the deadline.
+fn worker(index: usize, client: &Client, contents: &[Vec<u8>; 2], shared: &Shared, deadline: Instant) -> Tally {
+    let mut tally = Tally::default();
+    let mut random = Random::new(index as u64);
+    let name = format!("soak-{index}");
+    let mut admin = Admin::default();
+    let mut hostile_turn = index;
+    let mut iteration = 0_u64;
+    while Instant::now() < deadline && !shared.stop.load(Ordering::Relaxed) {
+        iteration += 1;
+        if iteration.is_multiple_of(HOSTILE_EVERY) {
+            let hostile = &HOSTILE[hostile_turn % HOSTILE.len()];
+            hostile_turn += 1;
+            hostile_call(client, hostile, shared, &mut tally);
+        } else if iteration % ADMIN_EVERY == 1 {
+            upload(client, &name, contents, &mut admin, shared, &mut tally);
+        } else if iteration % ADMIN_EVERY == ADMIN_EVERY / 2 + 1 {
+            if admin.digests.iter().all(Option::is_some) && admin.active.is_some() {
+                rollback(client, &name, &mut admin, shared, &mut tally);
+            } else {
+                upload(client, &name, contents, &mut admin, shared, &mut tally);
+            }
+        } else if iteration.is_multiple_of(2) {
+            call_process(client, "process", "POST call process/process", shared, &mut tally);
+        } else {
+            invoke_upper(client, &mut random, shared, &mut tally);
+        }
+        if tally.failed > 0 && is_transport_down(&tally) {
+            // The server is gone: stop everyone rather than spin on errors.
+            shared.stop.store(true, Ordering::Relaxed);
+        }
+    }
+    tally
+}
+
+/// True after many transport errors (status 0): the server is not there.
+fn is_transport_down(tally: &Tally) -> bool {
+    let transport: u64 = tally
+        .rows
+        .iter()
+        .filter(|((_, status, _), _)| *status == 0)
+        .map(|(_, row)| row.count)
+        .sum();
+    transport >= 20
+}
+
+/// Verdict for anything that is not the expected answer: 503 `overloaded`
+/// is shedding, everything else a failure.
+fn unexpected(reply: &Reply) -> Verdict {
+    if reply.status == 503 && reply.code == "overloaded" {
+        Verdict::Shed
+    } else {
+        Verdict::Fail
+    }
+}
+
+fn call_process(client: &Client, plugin: &str, label: &str, shared: &Shared, tally: &mut Tally) {
+    let reply = client.request(
+        "POST",
+        &format!("/v1/plugins/{plugin}/call/process"),
+        Some("application/json"),
+        br#"{"args":[21]}"#,
+        false,
+    );
+    let right = reply.status == 200
+        && serde_json::from_slice::<serde_json::Value>(&reply.body).ok()
+            == Some(serde_json::json!({ "results": [43] }));
+    let verdict = if right { Verdict::Ok } else { unexpected(&reply) };
+    tally.record(shared, label, &reply, verdict, || {
+        format!("expected {{\"results\":[43]}}, got {}", reply.describe())
+    });
+}
+
+fn invoke_upper(client: &Client, random: &mut Random, shared: &Shared, tally: &mut Tally) {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789 ,.-";
+    let len = 1 + random.below(256) as usize;
+    let input: Vec<u8> = (0..len)
+        .map(|_| ALPHABET[random.below(ALPHABET.len() as u64) as usize])
+        .collect();
+    let reply = client.request(
+        "POST",
+        "/v1/plugins/upper/invoke/upper",
+        Some("application/octet-stream"),
+        &input,
+        false,
+    );
+    let right = reply.status == 200 && reply.body == input.to_ascii_uppercase();
+    let verdict = if right { Verdict::Ok } else { unexpected(&reply) };
+    tally.record(shared, "POST invoke upper/upper", &reply, verdict, || {
+        format!(
+            "expected {:?} upper-cased, got {}",
+            String::from_utf8_lossy(&input),
+            reply.describe()
+        )
+    });
+}
+
+fn hostile_call(client: &Client, hostile: &Hostile, shared: &Shared, tally: &mut Tally) {
+    let path = format!("/v1/plugins/{}/{}/{}", hostile.plugin, hostile.verb, hostile.function);
+    let content_type = if hostile.verb == "call" {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    };
+    let reply = client.request("POST", &path, Some(content_type), hostile.body.as_bytes(), false);
+    // A typed error: a 4xx problem+json with a code.
+    let typed = (400..500).contains(&reply.status) && !reply.code.is_empty();
+    let verdict = if typed { Verdict::Ok } else { unexpected(&reply) };
+    let label = format!(
+        "POST {} {}/{} (hostile)",
+        hostile.verb, hostile.plugin, hostile.function
+    );
+    tally.record(shared, &label, &reply, verdict, || {
+        format!("expected a typed 4xx error, got {}", reply.describe())
+    });
+}
+
+/// One client thread's plugin `soak-<n>`: the digests of the two builds
+/// and which one is active.
+#[derive(Default)]
+struct Admin {
+    digests: [Option<String>; 2],
+    active: Option<usize>,
+}
+
+/// Uploads the build that is not active, checks its digest, then calls it.
+fn upload(client: &Client, name: &str, contents: &[Vec<u8>; 2], admin: &mut Admin, shared: &Shared, tally: &mut Tally) {
+    let next = admin.active.map_or(0, |active| 1 - active);
+    let reply = client.request(
+        "PUT",
+        &format!("/v1/plugins/{name}"),
+        Some("application/wasm"),
+        &contents[next],
+        true,
+    );
+    let digest = reply.digest();
+    let expected = admin.digests[next].clone();
+    let right = matches!(reply.status, 200 | 201) && digest.is_some() && (expected.is_none() || digest == expected);
+    let verdict = if right { Verdict::Ok } else { unexpected(&reply) };
+    tally.record(shared, "PUT soak-N (upload)", &reply, verdict, || {
+        format!("expected 200/201 with digest {expected:?}, got {}", reply.describe())
+    });
+    if right {
+        admin.digests[next] = digest;
+        admin.active = Some(next);
+        call_process(client, name, "POST call soak-N/process (after upload)", shared, tally);
+    } else {
+        admin.active = None;
+    }
+}
+
+/// Rolls back to the other build, checks the digest, then calls it.
+fn rollback(client: &Client, name: &str, admin: &mut Admin, shared: &Shared, tally: &mut Tally) {
+    let Some(active) = admin.active else { return };
+    let other = 1 - active;
+    let reply = client.request("POST", &format!("/v1/plugins/{name}/rollback"), None, &[], true);
+    let expected = admin.digests[other].clone();
+    let right = reply.status == 200 && reply.digest() == expected;
+    let verdict = if right { Verdict::Ok } else { unexpected(&reply) };
+    tally.record(shared, "POST soak-N/rollback", &reply, verdict, || {
+        format!("expected 200 with digest {expected:?}, got {}", reply.describe())
+    });
+    if right {
+        admin.active = Some(other);
+        call_process(client, name, "POST call soak-N/process (after rollback)", shared, tally);
+    } else {
+        admin.active = None;
+    }
+}
+
+/// A blocking HTTP/1.1 client with one keep-alive connection pool.
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+    authorization: String,
+}
+
+/// A response, or a transport error as status 0 with code `transport`.
+struct Reply {
+    status: u16,
+    /// The problem+json `code`, or empty.
+    code: String,
+    body: Vec<u8>,
+    /// From sending the request to reading the whole answer.
+    took: Duration,
+}
+
+impl Client {
+    fn new(base: &str, token: &str) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Client {
+            agent,
+            base: base.to_owned(),
+            authorization: format!("Bearer {token}"),
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8], admin: bool) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let started = Instant::now();
+        let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        if admin {
+            request = request.header("Authorization", &self.authorization);
+        }
+        let result = request
+            .body(body.to_vec())
+            .map_err(ureq::Error::from)
+            .and_then(|request| self.agent.run(request))
+            .and_then(|mut response| {
+                let status = response.status().as_u16();
+                let problem = response
+                    .headers()
+                    .get("content-type")
+                    .and_then(|value| value.to_str().ok())
+                    .is_some_and(|value| value.contains("problem+json"));
+                let body = response.body_mut().with_config().limit(16 << 20).read_to_vec()?;
+                Ok((status, problem, body))
+            });
+        match result {
+            Ok((status, problem, body)) => {
+                let code = if problem {
+                    serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|value| value.get("code")?.as_str().map(str::to_owned))
+                        .unwrap_or_else(|| "(problem without code)".to_owned())
+                } else {
+                    String::new()
+                };
+                Reply {
+                    status,
+                    code,
+                    body,
+                    took: started.elapsed(),
+                }
+            }
+            Err(error) => Reply {
+                status: 0,
+                code: "transport".to_owned(),
+                body: error.to_string().into_bytes(),
+                took: started.elapsed(),
+            },
+        }
+    }
+}
+
+impl Reply {
+    /// The `digest` of an upload's or rollback's answer.
+    fn digest(&self) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        value.get("digest")?.as_str().map(str::to_owned)
+    }
+
+    fn describe(&self) -> String {
+        let body = String::from_utf8_lossy(&self.body[..self.body.len().min(300)]).into_owned();
+        format!("status {} {}: {body}", self.status, self.code)
+    }
+}
+
+/// The server's resident memory, in KiB.
+///
+/// Hostile calls (the memory bomb, the output flood) raise it for a moment,
+/// so a single sample in the middle or at the end can land on a spike or
+/// between two. A leak raises the floor: the middle and the end are the
+/// lowest sample of the window around each (45-55% and 90-100% of the run),
+/// taken under the same traffic.
+#[derive(Default)]
+struct Memory {
+    /// (fraction of the run, RSS), from the end of the warm-up on.
+    samples: Vec<(f64, u64)>,
+    /// Once the clients have stopped.
+    after: Option<u64>,
+}
+
+impl Memory {
+    fn start(&self) -> Option<u64> {
+        self.samples.first().map(|&(_, rss)| rss)
+    }
+
+    fn floor(&self, from: f64, to: f64) -> Option<u64> {
+        self.samples
+            .iter()
+            .filter(|(at, _)| (from..=to).contains(at))
+            .map(|&(_, rss)| rss)
+            .min()
+    }
+
+    fn middle(&self) -> Option<u64> {
+        self.floor(0.45, 0.55)
+    }
+
+    fn end(&self) -> Option<u64> {
+        self.floor(0.9, 1.0)
+    }
+
+    fn min(&self) -> Option<u64> {
+        self.samples.iter().map(|&(_, rss)| rss).chain(self.after).min()
+    }
+
+    fn max(&self) -> Option<u64> {
+        self.samples.iter().map(|&(_, rss)| rss).chain(self.after).max()
+    }
+
+    fn growth_percent(&self) -> Option<f64> {
+        let (middle, end) = (self.middle()?, self.end()?);
+        Some((end as f64 - middle as f64) / middle.max(1) as f64 * 100.0)
+    }
+}
+
+fn render(
+    tally: &Tally,
+    memory: &Memory,
+    growth: Option<f64>,
+    minutes: f64,
+    elapsed: Duration,
+    problems: &[String],
+) -> String {
+    let mut out = String::new();
+    let per_second = tally.requests as f64 / elapsed.as_secs_f64().max(1e-9);
+    let _ = write!(
+        out,
+        "## Soak\n\n`cargo xtask soak --minutes {minutes}`: the release service on loopback with an admin token, \
+         {CLIENT_THREADS} client threads with keep-alive connections for {} of mixed traffic: `call process(21)` \
+         and `invoke upper` (random input), 1 in {HOSTILE_EVERY} a hostile call (spin, grow, deep, \
+         unreachable_trap, flood in turn), and per thread every {ADMIN_EVERY} requests an upload of `soak-<n>` \
+         (alternating two builds of `process`) and a rollback, each followed by a call.\n\n\
+         **{}**: {} requests ({per_second:.0}/s), {} answered as expected, {} shed (503 `overloaded`), {} failed.\n\n",
+        clock(elapsed),
+        if problems.is_empty() { "passed" } else { "FAILED" },
+        tally.requests,
+        tally.ok,
+        tally.shed,
+        tally.failed,
+    );
+    out.push_str("| request | status | code | count | mean | slowest | verdict |\n|---|---|---|---|---|---|---|\n");
+    for ((label, status, code), row) in &tally.rows {
+        let status = if *status == 0 {
+            "-".to_owned()
+        } else {
+            status.to_string()
+        };
+        let code = if code.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("`{code}`")
+        };
+        let verdict = match row.verdict {
+            Verdict::Ok => "ok",
+            Verdict::Shed => "shed",
+            Verdict::Fail => "**fail**",
+        };
+        let mean = row.total.as_secs_f64() * 1e3 / row.count.max(1) as f64;
+        let _ = writeln!(
+            out,
+            "| {label} | {status} | {code} | {} | {mean:.2} ms | {:.1} ms | {verdict} |",
+            row.count,
+            row.slowest.as_secs_f64() * 1e3
+        );
+    }
+    let show = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), mib);
+    let _ = write!(
+        out,
+        "\nServer resident memory ({} samples; middle and end are the lowest sample in 45-55% and 90-100% of the \
+         run, so that a spike from a hostile call does not count):\n\n\
+         | start (after warm-up) | middle | end | after the run | min | max | middle → end |\n\
+         |---|---|---|---|---|---|---|\n| {} | {} | {} | {} | {} | {} | {} |\n",
+        memory.samples.len(),
+        show(memory.start()),
+        show(memory.middle()),
+        show(memory.end()),
+        show(memory.after),
+        show(memory.min()),
+        show(memory.max()),
+        growth.map_or_else(|| "-".to_owned(), |growth| format!("{growth:+.1}%")),
+    );
+    let _ = writeln!(
+        out,
+        "\nTargets: no failed request; no 5xx but 503 `overloaded`; middle → end growth at most \
+         {GROWTH_LIMIT_PERCENT}% (checked for runs of a minute or more)."
+    );
+    for problem in problems {
+        let _ = writeln!(out, "\n**Failure:** {problem}");
+    }
+    out
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// `m:ss`.
+fn clock(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    format!("{}:{:02}", seconds / 60, seconds % 60)
+}
+
+/// `bytes` with a custom section appended: a distinct module (its own
+/// digest) that does the same.
+fn with_custom_section(mut bytes: Vec<u8>, name: &str, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let content_len = 1 + name.len() + payload.len();
+    bytes.push(0);
+    bytes.push(u8::try_from(content_len).context("custom section too long")?);
+    bytes.push(u8::try_from(name.len())?);
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.extend_from_slice(payload);
+    Ok(bytes)
+}
+
+/// 32 random hex digits from the OS.
+fn random_token() -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0_u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| file.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom")?;
+    Ok(hex::encode(bytes))
+}
+
+/// xorshift64*: input bytes for `upper`, nothing that needs to be secure.
+struct Random(u64);
+
+impl Random {
+    fn new(seed: u64) -> Random {
+        Random((0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0xBF58_476D_1CE4_E5B9)) | 1)
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_is_between_the_floors_of_the_middle_and_the_end() {
+        let memory = Memory {
+            samples: vec![
+                (0.0, 100),
+                (0.46, 300),
+                (0.5, 200),
+                (0.7, 500),
+                (0.91, 250),
+                (0.99, 220),
+            ],
+            after: Some(90),
+        };
+        assert_eq!(
+            (memory.start(), memory.middle(), memory.end()),
+            (Some(100), Some(200), Some(220))
+        );
+        assert_eq!((memory.min(), memory.max()), (Some(90), Some(500)));
+        assert_eq!(memory.growth_percent(), Some(10.0));
+        assert_eq!(Memory::default().growth_percent(), None);
+    }
+
+    #[test]
+    fn the_custom_section_copy_is_distinct_and_valid() {
+        let module = b"\0asm\x01\0\0\0".to_vec();
+        let copy = with_custom_section(module.clone(), "wasmplug-soak", b"b").unwrap();
+        assert_ne!(copy, module);
+        assert!(wasmplug_inspect::ModuleReport::from_bytes(&copy).is_ok());
+    }
+}

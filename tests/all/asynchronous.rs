@@ -81,6 +81,46 @@ fn an_endless_loop_yields_to_the_executor_until_it_times_out() {
 }
 
 #[test]
+fn the_timeout_is_wall_clock_even_when_the_call_waits_for_its_thread() {
+    // A call that cannot run (its thread is busy elsewhere) misses epoch
+    // ticks; it must still stop at its deadline, not run its whole time
+    // budget again once it gets the thread back.
+    let timeout = Duration::from_millis(300);
+    let plugin = load_with(
+        "loop_forever",
+        &PluginConfig {
+            limits: Limits {
+                call_timeout: timeout,
+                ..Limits::default()
+            },
+            ..PluginConfig::default()
+        },
+    )
+    .unwrap();
+    let executor = current_thread();
+    let (error, after_block) = executor.block_on(async {
+        let blocker = tokio::spawn(async {
+            // Runs at the call's first yield and holds the only thread for
+            // twice the timeout.
+            std::thread::sleep(Duration::from_millis(600));
+            Instant::now()
+        });
+        let error = plugin.call_async("spin", &[]).await.unwrap_err();
+        let ended = Instant::now();
+        let unblocked = blocker.await.unwrap();
+        (error, ended.saturating_duration_since(unblocked))
+    });
+    assert!(
+        matches!(error, RuntimeError::Timeout { limit } if limit == timeout),
+        "{error}"
+    );
+    assert!(
+        after_block < Duration::from_millis(150),
+        "the call ran {after_block:?} more after its deadline had passed"
+    );
+}
+
+#[test]
 fn hostile_plugins_fail_the_same_way_async() {
     let executor = current_thread();
     let limits = Limits {

@@ -10,7 +10,7 @@
 //! [`RuntimeError::Timeout`] after as many ticks as a synchronous one.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmtime::{
@@ -169,7 +169,7 @@ impl Compiled {
             stderr,
             stdout_taken: 0,
             stderr_taken: 0,
-            slices_left: 0,
+            async_deadline: None,
             async_host: asynchronous && shared.uses_wasi,
         };
         let mut store = Store::new(&shared.engine, host);
@@ -226,17 +226,19 @@ impl CompiledBackend for Compiled {
 
 /// Arms the deadline and fuel for one call. A synchronous call traps when
 /// the deadline passes; an async one yields at every tick and traps when
-/// its ticks run out.
+/// its wall-clock deadline has passed.
 #[inline]
 fn arm_store(store: &mut Store<HostState>, shared: &Shared, asynchronous: bool) {
     if asynchronous {
-        store.data_mut().slices_left = shared.deadline_ticks;
+        // Wall-clock, not counted ticks: a call that waits for a thread
+        // (the background lane runs at low priority) misses ticks.
+        store.data_mut().async_deadline = Some(Instant::now() + shared.limits.call_timeout);
         store.epoch_deadline_callback(next_slice);
         store.set_epoch_deadline(1);
     } else {
-        if store.data().slices_left != 0 {
+        if store.data().async_deadline.is_some() {
             // The instance served an async call before.
-            store.data_mut().slices_left = 0;
+            store.data_mut().async_deadline = None;
             store.epoch_deadline_trap();
         }
         store.set_epoch_deadline(shared.deadline_ticks);
@@ -248,13 +250,11 @@ fn arm_store(store: &mut Store<HostState>, shared: &Shared, asynchronous: bool) 
 
 /// The epoch callback of async calls: yield to the executor, or stop the
 /// call once its time is up.
-fn next_slice(mut store: StoreContextMut<'_, HostState>) -> wasmtime::Result<UpdateDeadline> {
-    let state = store.data_mut();
-    if state.slices_left <= 1 {
-        return Ok(UpdateDeadline::Interrupt);
+fn next_slice(store: StoreContextMut<'_, HostState>) -> wasmtime::Result<UpdateDeadline> {
+    match store.data().async_deadline {
+        Some(deadline) if Instant::now() < deadline => Ok(UpdateDeadline::Yield(1)),
+        _ => Ok(UpdateDeadline::Interrupt),
     }
-    state.slices_left -= 1;
-    Ok(UpdateDeadline::Yield(1))
 }
 
 /// A live wasmtime instance with its store.
@@ -461,8 +461,8 @@ pub(crate) struct HostState {
     stderr: Option<MemoryOutputPipe>,
     stdout_taken: usize,
     stderr_taken: usize,
-    /// Epoch ticks an async call has left before it times out.
-    slices_left: u64,
+    /// When the running async call times out; `None` for sync calls.
+    async_deadline: Option<Instant>,
     /// Whether the instance was linked with WASI's async host functions.
     async_host: bool,
 }

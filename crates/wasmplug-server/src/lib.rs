@@ -143,14 +143,16 @@ pub async fn serve(
     let grace = config.shutdown_grace;
     let watch = config.watch;
     let state = AppState::new(config)?;
-    let loader = state.clone();
-    tokio::task::spawn_blocking(move || loader.load_all()).await?;
-    on_bound(address);
+    // Watch before the initial load, so a change made while it runs is
+    // not missed; the service announces itself only once both are done.
     let _watcher = if watch {
         Some(watch::watch(state.registry.clone())?)
     } else {
         None
     };
+    let loader = state.clone();
+    tokio::task::spawn_blocking(move || loader.load_all()).await?;
+    on_bound(address);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
         shutdown.await;

@@ -104,6 +104,9 @@ pub struct Registry {
     runtime: Runtime,
     slots: ArcSwap<HashMap<String, Arc<Slot>>>,
     writer: tokio::sync::Mutex<()>,
+    /// Serializes reloads (the watcher's and the initial load's), so a
+    /// slower, older read of a file can never replace a newer one.
+    reloading: Mutex<()>,
 }
 
 /// Why a registry change failed.
@@ -134,6 +137,7 @@ impl Registry {
             runtime,
             slots: ArcSwap::from_pointee(HashMap::new()),
             writer: tokio::sync::Mutex::new(()),
+            reloading: Mutex::new(()),
         })
     }
 
@@ -182,6 +186,7 @@ impl Registry {
     /// serving and the error is recorded. Returns whether a new version was
     /// swapped in.
     pub fn reload(&self, name: &str) -> bool {
+        let _reloading = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let wasm = self.dir.join(format!("{name}.wasm"));
         let slot = self.slot_or_insert(name);
         let bytes = match std::fs::read(&wasm) {

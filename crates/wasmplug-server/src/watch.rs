@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use notify::{RecursiveMode, Watcher as _};
+use notify::{EventKind, RecursiveMode, Watcher as _};
 
 use crate::registry::{is_valid_name, Registry};
 
@@ -37,12 +37,63 @@ fn collect(event: notify::Result<notify::Event>, names: &mut BTreeSet<String>) {
     let Ok(event) = event else {
         return;
     };
+    // Reading a file is an event too (inotify's open and close-nowrite):
+    // a reload reads the plugin, so reacting to reads would reload forever,
+    // and two services sharing a directory would keep each other busy.
+    if matches!(event.kind, EventKind::Access(_)) {
+        return;
+    }
     for path in event.paths {
         let is_plugin_file = matches!(path.extension().and_then(|ext| ext.to_str()), Some("wasm" | "toml"));
         if let (true, Some(stem)) = (is_plugin_file, path.file_stem().and_then(|stem| stem.to_str())) {
             if is_valid_name(stem) {
                 names.insert(stem.to_owned());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RemoveKind};
+    use notify::{Event, EventKind};
+
+    use super::*;
+
+    fn names_of(kind: EventKind, path: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        collect(Ok(Event::new(kind).add_path(path.into())), &mut names);
+        names
+    }
+
+    #[test]
+    fn changes_reload_and_reads_do_not() {
+        let changed = BTreeSet::from(["process".to_owned()]);
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+        ] {
+            assert_eq!(names_of(kind, "/plugins/process.wasm"), changed, "{kind:?}");
+        }
+        assert_eq!(
+            names_of(EventKind::Modify(ModifyKind::Any), "/plugins/process.toml"),
+            changed
+        );
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Read),
+        ] {
+            assert!(names_of(kind, "/plugins/process.wasm").is_empty(), "{kind:?}");
+        }
+        for path in [
+            "/plugins/.tmp/process.wasm.part",
+            "/plugins/Bad Name.wasm",
+            "/plugins/notes.txt",
+        ] {
+            assert!(names_of(EventKind::Create(CreateKind::File), path).is_empty(), "{path}");
         }
     }
 }

@@ -32,6 +32,14 @@ pub struct ServeArgs {
     /// Plugin calls running at once, across all plugins.
     #[arg(long, env = "WASMPLUG_MAX_CONCURRENT_CALLS")]
     max_concurrent_calls: Option<usize>,
+    /// Milliseconds a client may take to send a request's headers; then
+    /// the connection is closed.
+    #[arg(long, env = "WASMPLUG_HEADER_TIMEOUT_MS")]
+    header_timeout_ms: Option<u64>,
+    /// Milliseconds a client may take to send a request's body; then the
+    /// answer is 408.
+    #[arg(long, env = "WASMPLUG_BODY_TIMEOUT_MS")]
+    body_timeout_ms: Option<u64>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "WASMPLUG_CONFIG")]
     config: Option<PathBuf>,
@@ -52,6 +60,8 @@ struct FileConfig {
     cache_dir: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     max_concurrent_calls: Option<usize>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
 }
 
 /// Runs the verb until SIGINT or SIGTERM.
@@ -89,6 +99,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(calls) = args.max_concurrent_calls.or(file.max_concurrent_calls) {
         config.max_concurrent_calls = calls;
+    }
+    if let Some(ms) = args.header_timeout_ms.or(file.header_timeout_ms) {
+        config.header_timeout = Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = args.body_timeout_ms.or(file.body_timeout_ms) {
+        config.body_timeout = Duration::from_millis(ms.max(1));
     }
     config.shutdown_grace = Duration::from_secs(10);
 

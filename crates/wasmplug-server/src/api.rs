@@ -25,12 +25,13 @@ use crate::AppState;
 /// The service's router over `state`.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::metrics::render))
-        .route("/openapi.json", get(openapi))
-        .route("/v1/plugins", get(list_plugins))
+    let body = BodyRules {
+        max_bytes: body_limit,
+        timeout: state.config.body_timeout,
+    };
+    // Routes that take a body read it whole, within the size cap and the
+    // body timeout, before their handler runs.
+    let with_body = Router::new()
         .route(
             "/v1/plugins/{name}",
             get(describe_plugin).put(upload_plugin).delete(delete_plugin),
@@ -38,9 +39,74 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
         .route("/v1/plugins/{name}/call/{function}", post(call_function))
         .route("/v1/plugins/{name}/invoke/{function}", post(invoke_function))
+        .route_layer(axum::middleware::from_fn_with_state(body, read_body));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::render))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/plugins", get(list_plugins))
+        .merge(with_body)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// How much of a body, and how slowly, a client may send.
+#[derive(Debug, Clone, Copy)]
+struct BodyRules {
+    max_bytes: usize,
+    timeout: Duration,
+}
+
+/// Reads the request body before the handler runs: `413 body_too_large`
+/// past the cap (without reading further), `408 body_timeout` when the
+/// client is too slow to send it.
+async fn read_body(
+    State(rules): State<BodyRules>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {} bytes", rules.max_bytes),
+        )
+        .into_response()
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > rules.max_bytes as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, rules.max_bytes);
+    let collected = tokio::time::timeout(rules.timeout, http_body_util::BodyExt::collect(limited)).await;
+    let bytes = match collected {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(error)) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "body_error",
+                format!("cannot read the request body: {error}"),
+            )
+            .into_response()
+        }
+        Err(_elapsed) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the request body did not arrive within {:?}", rules.timeout),
+            )
+            .into_response()
+        }
+    };
+    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 async fn healthz() -> &'static str {

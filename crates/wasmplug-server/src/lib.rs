@@ -62,6 +62,12 @@ pub struct ServerConfig {
     pub watch: bool,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's line and headers;
+    /// then the connection is closed (slow clients hold no slot forever).
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body; then the
+    /// answer is `408 body_timeout`.
+    pub body_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -78,6 +84,8 @@ impl ServerConfig {
             pool_instances: 1000,
             watch: true,
             shutdown_grace: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -142,6 +150,10 @@ pub async fn serve(
     let address = listener.local_addr()?;
     let grace = config.shutdown_grace;
     let watch = config.watch;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .keep_alive(true);
     let state = AppState::new(config)?;
     // Watch before the initial load, so a change made while it runs is
     // not missed; the service announces itself only once both are done.
@@ -153,21 +165,50 @@ pub async fn serve(
     let loader = state.clone();
     tokio::task::spawn_blocking(move || loader.load_all()).await?;
     on_bound(address);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let mut stop_rx_for_deadline = stop_rx.clone();
-    tokio::select! {
-        result = server => result.context("server failed")?,
-        () = async move {
-            let _ = stop_rx_for_deadline.wait_for(|stopped| *stopped).await;
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!("shutdown grace period over; dropping remaining requests"),
-    }
-    drop(stop_rx);
+    serve_connections(listener, app(state), &http, shutdown, grace).await;
     Ok(())
+}
+
+/// Accepts connections until `shutdown`, then lets the open ones finish
+/// their requests for up to `grace`. Each connection has a header read
+/// timeout; the body timeout is a layer of the router.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    http: &hyper::server::conn::http1::Builder,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) {
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off a little
+                    // rather than spin, and keep serving open connections.
+                    tracing::warn!("cannot accept a connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            // Errors here are the client's (reset, timed out): nothing to do.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = connections.shutdown() => {}
+        () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; dropping remaining requests"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

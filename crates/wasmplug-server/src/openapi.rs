@@ -277,7 +277,7 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                 } },
             });
             ok("200", "The function's results", Some(json_body("CallResult")));
-            errors = &["400", "404", "413", "422", "503"];
+            errors = &["400", "404", "408", "413", "422", "503"];
         }
         _ if is_invoke => {
             operation["requestBody"] = json!({
@@ -310,7 +310,7 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                     },
                 }),
             );
-            errors = &["400", "404", "413", "422", "503"];
+            errors = &["400", "404", "408", "413", "422", "503"];
         }
         ("put", _) => {
             operation["requestBody"] = json!({
@@ -330,7 +330,7 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
             );
             ok("200", "Replaced", Some(json_body("Uploaded")));
             ok("201", "Created", Some(json_body("Uploaded")));
-            errors = &["400", "413", "422"];
+            errors = &["400", "408", "413", "422"];
         }
         ("delete", _) => {
             ok("204", "Removed", None);
@@ -363,7 +363,8 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                 "content": { "application/problem+json": problem()["application/problem+json"], "text/plain": text()["text/plain"] },
             }),
             "404" => json!({ "description": "No such plugin or function", "content": problem() }),
-            "413" => json!({ "description": "Body too large", "content": text() }),
+            "408" => json!({ "description": "The body did not arrive within the body timeout", "content": problem() }),
+            "413" => json!({ "description": "Body too large", "content": problem() }),
             "422" => {
                 json!({ "description": "Rejected module or manifest, or failed plugin call", "content": problem() })
             }

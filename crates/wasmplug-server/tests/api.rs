@@ -238,7 +238,12 @@ async fn bad_uploads_write_nothing() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "contract_violation",
         ),
-        ("/v1/plugins/big", vec![0u8; 5 << 20], StatusCode::PAYLOAD_TOO_LARGE, ""),
+        (
+            "/v1/plugins/big",
+            vec![0u8; 5 << 20],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
         (
             "/v1/plugins/..",
             plugin_bytes("process"),

@@ -17,9 +17,15 @@ pub fn plugin(name: &str) -> Vec<u8> {
 /// Starts the service over `dir` and waits until it serves (it prints its
 /// address once the initial load finished).
 pub fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
+    start_with(dir, &[])
+}
+
+/// [`start`] with extra arguments for `wasmplug serve`.
+pub fn start_with(dir: &std::path::Path, extra: &[&str]) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmplug"))
         .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--plugins"])
         .arg(dir)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -12,12 +12,15 @@ fn sigterm_finishes_the_call_in_flight_then_exits() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("loop_forever.wasm"), plugin("loop_forever")).unwrap();
     // The endless loop is a call that takes exactly its timeout.
-    std::fs::write(dir.path().join("loop_forever.toml"), "[limits]\ncall_timeout_ms = 1000\n").unwrap();
+    std::fs::write(
+        dir.path().join("loop_forever.toml"),
+        "[limits]\ncall_timeout_ms = 1000\n",
+    )
+    .unwrap();
     let (mut child, address) = start(dir.path());
 
-    let in_flight = std::thread::spawn(move || {
-        request(address, "POST", "/v1/plugins/loop_forever/call/spin", br#"{"args":[]}"#)
-    });
+    let in_flight =
+        std::thread::spawn(move || request(address, "POST", "/v1/plugins/loop_forever/call/spin", br#"{"args":[]}"#));
     // Wait (bounded) until the service reports the call running.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -39,8 +39,9 @@ commands:
                              /openapi.json with schemathesis (installed into
                              target/schemathesis-venv); fails on any 5xx
     ci                       everything CI checks: toolchain (installed if
-                             missing), formatting, clippy, every test, the
-                             WasmEdge backend's compile check
+                             missing), formatting, clippy, every test, a
+                             30-second soak, the WasmEdge backend's compile
+                             check
     help                     print this message
 ";
 
@@ -164,6 +165,9 @@ fn ci(sh: &Shell) -> anyhow::Result<()> {
         let _backtrace = sh.push_env("RUST_BACKTRACE", "1");
         cmd!(sh, "cargo test --workspace").run()?;
     }
+    // Half a minute of mixed traffic, hostile plugins included, against the
+    // release build: any failed healthy call or 5xx fails CI.
+    println!("{}", soak::run(sh, 0.5).context("the short soak")?);
     {
         // Type-checks the WasmEdge backend without libwasmedge: wasmedge-sys
         // then uses its bundled bindings and links nothing.

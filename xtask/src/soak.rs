@@ -296,7 +296,12 @@ impl Tally {
 
     fn merge(&mut self, other: Tally) {
         for (key, theirs) in other.rows {
-            let row = self.rows.entry(key).or_insert(Row { count: 0, ..theirs });
+            let row = self.rows.entry(key).or_insert(Row {
+                count: 0,
+                verdict: theirs.verdict,
+                total: Duration::ZERO,
+                slowest: Duration::ZERO,
+            });
             row.count += theirs.count;
             row.verdict = row.verdict.max(theirs.verdict);
             row.total += theirs.total;

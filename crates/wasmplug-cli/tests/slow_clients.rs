@@ -1,7 +1,7 @@
 //! Slow clients: one that never finishes its headers is disconnected after
 //! the header timeout, one that never finishes its body gets
 //! `408 body_timeout`, and while many of them hang on, everyone else is
-//! served.
+//! served. Oversized headers get `431`.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -104,6 +104,25 @@ fn slow_clients_time_out_and_others_are_served_meanwhile() {
     let (answer, _) = read_until_closed(&mut patient);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 
+    healthy(address);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn oversized_headers_get_431_and_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("process.wasm"), plugin("process")).unwrap();
+    let (mut child, address) = start_with(dir.path(), &[]);
+    let huge_value = format!("x-big: {}\r\n", "a".repeat(100 << 10));
+    let many: String = (0..200).map(|index| format!("x-header-{index}: 1\r\n")).collect();
+    for headers in [huge_value, many] {
+        let mut stream = connect(address);
+        // The service may answer and close before it read everything.
+        let _ = stream.write_all(format!("GET /healthz HTTP/1.1\r\nhost: localhost\r\n{headers}\r\n").as_bytes());
+        let (answer, _) = read_until_closed(&mut stream);
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    }
     healthy(address);
     child.kill().unwrap();
     child.wait().unwrap();

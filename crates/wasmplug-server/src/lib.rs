@@ -153,6 +153,8 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(config.header_timeout)
+        // Headers past 64 KiB (or more than 100 of them) get 431.
+        .max_header_size(MAX_HEADER_BYTES)
         .keep_alive(true);
     let state = AppState::new(config)?;
     // Watch before the initial load, so a change made while it runs is
@@ -168,6 +170,9 @@ pub async fn serve(
     serve_connections(listener, app(state), &http, shutdown, grace).await;
     Ok(())
 }
+
+/// The request line and headers a client may send.
+const MAX_HEADER_BYTES: usize = 64 << 10;
 
 /// Accepts connections until `shutdown`, then lets the open ones finish
 /// their requests for up to `grace`. Each connection has a header read

@@ -329,6 +329,10 @@ impl Work {
     }
 }
 
+/// How long past its timeout a call blocked in a host function may take
+/// before the service drops it.
+const HOST_CALL_GRACE: Duration = Duration::from_millis(50);
+
 /// Runs a plugin call under the global cap, waiting a short while for a
 /// slot, and records its metrics. Calls that yield start inline and move to
 /// the background lane when they outlast a slice; the others run on the
@@ -354,10 +358,17 @@ async fn run_call(
     };
     let started = Instant::now();
     let result = if plugin.yields() {
+        // Epoch interruption stops wasm code, not a call parked in a host
+        // function (a WASI sleep): past its timeout and a grace, the call
+        // is dropped, and its instance with it.
+        let limit = plugin.config().limits.call_timeout;
         state
             .lanes
             .run(async move {
-                let result = work.run_async(&plugin).await;
+                let result = match tokio::time::timeout(limit + HOST_CALL_GRACE, work.run_async(&plugin)).await {
+                    Ok(result) => result,
+                    Err(_elapsed) => Err(RuntimeError::Timeout { limit }),
+                };
                 drop(permit);
                 result
             })

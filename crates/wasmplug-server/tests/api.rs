@@ -551,3 +551,53 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_call_asleep_in_a_host_function_still_times_out() {
+    let (state, dir) = service(&[], None);
+    std::fs::write(dir.path().join("sleeper.wasm"), plugin_bytes("sleeper")).unwrap();
+    std::fs::write(dir.path().join("sleeper.toml"), "[limits]\ncall_timeout_ms = 200\n").unwrap();
+    assert!(state.registry.reload("sleeper"));
+
+    let short = request(
+        &state,
+        Method::POST,
+        "/v1/plugins/sleeper/call/nap",
+        None,
+        r#"{"args":[10]}"#,
+    )
+    .await;
+    assert_eq!(
+        (short.status, short.body.as_slice()),
+        (StatusCode::OK, br#"{"results":[10]}"#.as_slice())
+    );
+
+    let started = std::time::Instant::now();
+    let long = request(
+        &state,
+        Method::POST,
+        "/v1/plugins/sleeper/call/nap",
+        None,
+        r#"{"args":[60000]}"#,
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(
+        (long.status, long.code().as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "timeout")
+    );
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "the sleeping call held on for {took:?}"
+    );
+    // Its slot and instance are free again.
+    let again = request(
+        &state,
+        Method::POST,
+        "/v1/plugins/sleeper/call/nap",
+        None,
+        r#"{"args":[1]}"#,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK);
+}

@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use wasmplug_runtime::{Plugin, PluginConfig, Runtime, RuntimeConfig, RuntimeError};
+use wasmplug_runtime::{Limits, Plugin, PluginConfig, Runtime, RuntimeConfig, RuntimeError};
 
 /// The path of the compiled plugin `name` (`target/plugins/<name>.wasm`),
 /// building every plugin first if needed. Panics with the toolchain's own
@@ -44,6 +45,26 @@ pub fn runtime() -> &'static Runtime {
         })
         .expect("runtime starts")
     })
+}
+
+/// The default configuration with `limits`.
+pub fn with_limits(limits: Limits) -> PluginConfig {
+    PluginConfig {
+        limits,
+        ..PluginConfig::default()
+    }
+}
+
+/// Loads the endless loop with a call timeout of `timeout`.
+pub fn endless_loop(timeout: Duration) -> Plugin {
+    load_with(
+        "loop_forever",
+        &with_limits(Limits {
+            call_timeout: timeout,
+            ..Limits::default()
+        }),
+    )
+    .unwrap()
 }
 
 /// Loads plugin `name` with `config`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmplug_runtime::{InstancePolicy, Limits, PluginConfig, RuntimeError, Value, WasiGrants};
-use wasmplug_tests::{load, load_with};
+use wasmplug_tests::{endless_loop, load, load_with, with_limits};
 
 /// A single-threaded executor: anything else that runs while a plugin call
 /// is in progress ran because the call yielded.
@@ -35,17 +35,7 @@ fn async_calls_answer_like_sync_calls() {
 #[test]
 fn an_endless_loop_yields_to_the_executor_until_it_times_out() {
     let timeout = Duration::from_millis(200);
-    let plugin = load_with(
-        "loop_forever",
-        &PluginConfig {
-            limits: Limits {
-                call_timeout: timeout,
-                ..Limits::default()
-            },
-            ..PluginConfig::default()
-        },
-    )
-    .unwrap();
+    let plugin = endless_loop(timeout);
     let executor = current_thread();
     let ticks = Arc::new(AtomicU64::new(0));
     let (error, elapsed, ticks_during_call) = executor.block_on(async {
@@ -86,17 +76,7 @@ fn the_timeout_is_wall_clock_even_when_the_call_waits_for_its_thread() {
     // ticks; it must still stop at its deadline, not run its whole time
     // budget again once it gets the thread back.
     let timeout = Duration::from_millis(300);
-    let plugin = load_with(
-        "loop_forever",
-        &PluginConfig {
-            limits: Limits {
-                call_timeout: timeout,
-                ..Limits::default()
-            },
-            ..PluginConfig::default()
-        },
-    )
-    .unwrap();
+    let plugin = endless_loop(timeout);
     let executor = current_thread();
     let (error, after_block) = executor.block_on(async {
         let blocker = tokio::spawn(async {
@@ -128,10 +108,7 @@ fn hostile_plugins_fail_the_same_way_async() {
         max_memory_bytes: 16 << 20,
         ..Limits::default()
     };
-    let config = PluginConfig {
-        limits,
-        ..PluginConfig::default()
-    };
+    let config = with_limits(limits);
     for (plugin, function, bytes_abi) in [
         ("loop_forever", "spin", false),
         ("memory_bomb", "grow", false),

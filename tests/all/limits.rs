@@ -3,15 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use wasmplug_runtime::{Limits, OutputStream, PluginConfig, RuntimeError, TrapCode, Value};
-use wasmplug_tests::{load, load_with};
-
-fn with_limits(limits: Limits) -> PluginConfig {
-    PluginConfig {
-        limits,
-        ..PluginConfig::default()
-    }
-}
+use wasmplug_runtime::{Limits, OutputStream, RuntimeError, TrapCode, Value};
+use wasmplug_tests::{endless_loop, load, load_with, with_limits};
 
 /// After each hostile call, a healthy one still answers.
 fn still_healthy() {
@@ -24,14 +17,7 @@ fn still_healthy() {
 #[test]
 fn endless_loop_times_out_within_its_limit() {
     let timeout = Duration::from_millis(200);
-    let plugin = load_with(
-        "loop_forever",
-        &with_limits(Limits {
-            call_timeout: timeout,
-            ..Limits::default()
-        }),
-    )
-    .unwrap();
+    let plugin = endless_loop(timeout);
     let started = Instant::now();
     let error = plugin.call("spin", &[]).unwrap_err();
     let elapsed = started.elapsed();

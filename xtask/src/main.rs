@@ -90,30 +90,18 @@ fn main() -> anyhow::Result<()> {
             bench::run(&sh, quick, report_only, &load)?;
         }
         Some("load-test") => {
-            let seconds = match rest.as_slice() {
-                [] => 10,
-                [flag, seconds] if flag == "--seconds" => seconds.parse().context("--seconds takes a number")?,
-                _ => bail!("usage: cargo xtask load-test [--seconds N]"),
-            };
+            let seconds = only_option("load-test", &rest, "--seconds", 10)?;
             build_plugins()?;
             println!("{}", load_test::run(&sh, seconds, 32)?);
             println!("{}", load_test::startup(&sh, 100)?);
         }
         Some("soak") => {
-            let minutes: f64 = match rest.as_slice() {
-                [] => 10.0,
-                [flag, minutes] if flag == "--minutes" => minutes.parse().context("--minutes takes a number")?,
-                _ => bail!("usage: cargo xtask soak [--minutes N]"),
-            };
+            let minutes = only_option("soak", &rest, "--minutes", 10.0)?;
             build_plugins()?;
             println!("{}", soak::run(&sh, minutes)?);
         }
         Some("api-fuzz") => {
-            let cases: u32 = match rest.as_slice() {
-                [] => 100,
-                [flag, cases] if flag == "--cases" => cases.parse().context("--cases takes a number")?,
-                _ => bail!("usage: cargo xtask api-fuzz [--cases N]"),
-            };
+            let cases = only_option("api-fuzz", &rest, "--cases", 100)?;
             build_plugins()?;
             println!("{}", api_fuzz::run(&sh, cases)?);
         }
@@ -125,6 +113,15 @@ fn main() -> anyhow::Result<()> {
         Some(other) => bail!("unknown command `{other}`\n\n{HELP}"),
     }
     Ok(())
+}
+
+/// The value of `command`'s one optional `flag N` argument, or `default`.
+fn only_option<T: std::str::FromStr>(command: &str, rest: &[String], flag: &str, default: T) -> anyhow::Result<T> {
+    match rest {
+        [] => Ok(default),
+        [given, value] if given == flag => value.parse().ok().with_context(|| format!("{flag} takes a number")),
+        _ => bail!("usage: cargo xtask {command} [{flag} N]"),
+    }
 }
 
 fn no_more_arguments(command: &str, rest: &[String]) -> anyhow::Result<()> {

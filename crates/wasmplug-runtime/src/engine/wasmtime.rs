@@ -178,21 +178,30 @@ impl Compiled {
         Ok(store)
     }
 
+    /// The instance `instantiated` in `store`, or its error classified.
+    fn instance(
+        &self,
+        store: Store<HostState>,
+        instantiated: wasmtime::Result<wasmtime::Instance>,
+    ) -> Result<Instance, RuntimeError> {
+        match instantiated {
+            Ok(instance) => Ok(Instance {
+                store,
+                instance,
+                shared: Arc::clone(&self.shared),
+            }),
+            Err(error) => Err(classify(error, store.data(), &self.shared, true)),
+        }
+    }
+
     /// Like [`CompiledBackend::instantiate`], as a future that yields at
     /// every epoch tick while `_initialize` runs.
     pub async fn instantiate_async(&self, state: CallState) -> Result<Instance, RuntimeError> {
         let shared = &self.shared;
         let mut store = self.new_store(state, true)?;
         let pre = shared.pre_async.as_ref().unwrap_or(&shared.pre);
-        let instance = match pre.instantiate_async(&mut store).await {
-            Ok(instance) => instance,
-            Err(error) => return Err(classify(error, store.data(), shared, true)),
-        };
-        let mut instance = Instance {
-            store,
-            instance,
-            shared: Arc::clone(shared),
-        };
+        let instance = pre.instantiate_async(&mut store).await;
+        let mut instance = self.instance(store, instance)?;
         if let Some(func) = instance.init_func() {
             let result = func.call_async(&mut instance.store, ()).await;
             result.map_err(|error| classify(error, instance.store.data(), &instance.shared, false))?;
@@ -207,15 +216,8 @@ impl CompiledBackend for Compiled {
     fn instantiate(&self, state: CallState) -> Result<Instance, RuntimeError> {
         let shared = &self.shared;
         let mut store = self.new_store(state, false)?;
-        let instance = match shared.pre.instantiate(&mut store) {
-            Ok(instance) => instance,
-            Err(error) => return Err(classify(error, store.data(), shared, true)),
-        };
-        let mut instance = Instance {
-            store,
-            instance,
-            shared: Arc::clone(shared),
-        };
+        let instance = shared.pre.instantiate(&mut store);
+        let mut instance = self.instance(store, instance)?;
         if let Some(func) = instance.init_func() {
             let result = func.call(&mut instance.store, ());
             result.map_err(|error| classify(error, instance.store.data(), &instance.shared, false))?;
@@ -347,9 +349,13 @@ type ValBuffer = [Val; 16];
 impl Instance {
     /// Resets the call state and arms the limits for an async call.
     pub fn begin_call_async(&mut self, input: Bytes) {
+        self.begin(input, true);
+    }
+
+    fn begin(&mut self, input: Bytes, asynchronous: bool) {
         self.store.data_mut().call.start_call(input);
         self.store.data_mut().memory_requested = None;
-        arm_store(&mut self.store, &self.shared, true);
+        arm_store(&mut self.store, &self.shared, asynchronous);
     }
 
     /// Like [`InstanceBackend::call`], as a future that yields at every
@@ -419,9 +425,7 @@ fn read_results(outs: &[Val], results: &mut Vec<Value>) -> Result<(), RuntimeErr
 
 impl InstanceBackend for Instance {
     fn begin_call(&mut self, input: Bytes) {
-        self.store.data_mut().call.start_call(input);
-        self.store.data_mut().memory_requested = None;
-        self.arm();
+        self.begin(input, false);
     }
 
     fn call(&mut self, function: usize, args: &[Value], results: &mut Vec<Value>) -> Result<(), RuntimeError> {

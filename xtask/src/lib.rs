@@ -39,6 +39,16 @@ pub fn plugins_out_dir() -> PathBuf {
     project_root().join("target").join("plugins")
 }
 
+/// The release `wasmplug` binary cargo builds: under `CARGO_TARGET_DIR`
+/// when that is set (relative to the project root if relative), else under
+/// `<root>/target`.
+pub fn release_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| project_root().join(dir))
+        .unwrap_or_else(|| project_root().join("target"));
+    target.join("release").join("wasmplug")
+}
+
 /// Builds every plugin whose source, header, flags or compiler changed and
 /// returns the paths of all plugins, sorted.
 pub fn build_plugins() -> anyhow::Result<Vec<PathBuf>> {

@@ -185,7 +185,7 @@ pub fn startup(sh: &Shell, plugins: usize) -> anyhow::Result<String> {
         bytes.extend_from_slice(payload.as_bytes());
         std::fs::write(dir.path().join(format!("plugin{index:03}.wasm")), bytes)?;
     }
-    let binary = crate::project_root().join("target/release/wasmplug");
+    let binary = crate::release_binary();
     let time = || -> anyhow::Result<Duration> {
         let started = Instant::now();
         let status = Command::new(&binary)

@@ -26,7 +26,7 @@ impl Service {
         cmd!(sh, "cargo build --release --quiet --package wasmplug-cli").run()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let address = format!("127.0.0.1:{port}");
-        let binary = crate::project_root().join("target/release/wasmplug");
+        let binary = crate::release_binary();
         let mut command = Command::new(&binary);
         command
             .args(["serve", "--plugins"])

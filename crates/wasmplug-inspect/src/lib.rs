@@ -9,7 +9,8 @@
 //!   carry a byte offset), reads it with walrus, and returns every section:
 //!   types, imports, functions with names and body sizes, tables, memories,
 //!   globals, exports, start, element and data segments, custom sections with
-//!   the decoded `producers` and `target_features`. Bad input is a one-line
+//!   the decoded `producers` and `target_features`, and whether calls can
+//!   change an instance at all ([`ModuleReport::is_stateless`]). Bad input is a one-line
 //!   [`InspectError`]: empty, not wasm, a component, or malformed at an
 //!   offset.
 //! - [`ModuleReport::render_text`] lays the report out like
@@ -67,6 +68,7 @@ mod memories;
 mod parse;
 mod report;
 mod signature;
+mod state;
 mod tables;
 mod tags;
 mod text;
@@ -87,6 +89,7 @@ pub use imports::Import;
 pub use memories::MemoryInfo;
 pub use report::{ExternKind, ModuleReport};
 pub use signature::{Signature, SignatureParseError, ValType};
+pub use state::StateWriter;
 pub use tables::TableInfo;
 pub use tags::TagInfo;
 pub use types::{TypeInfo, TypeKind};

@@ -9,9 +9,9 @@ use std::hash::Hash;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    custom, data, elements, exports, functions, globals, imports, memories, parse, tables, tags, types, CodeSummary,
-    CustomSectionInfo, DataSegmentInfo, ElementSegmentInfo, Export, FunctionInfo, GlobalInfo, Import, InspectError,
-    MemoryInfo, Producers, Signature, TableInfo, TagInfo, TargetFeature, TypeInfo,
+    custom, data, elements, exports, functions, globals, imports, memories, parse, state, tables, tags, types,
+    CodeSummary, CustomSectionInfo, DataSegmentInfo, ElementSegmentInfo, Export, FunctionInfo, GlobalInfo, Import,
+    InspectError, MemoryInfo, Producers, Signature, StateWriter, TableInfo, TagInfo, TargetFeature, TypeInfo,
 };
 
 /// What kind of entity an import or export names.
@@ -79,6 +79,10 @@ pub struct ModuleReport {
     pub data_size_bytes: u64,
     /// The code section in numbers, with the largest function bodies.
     pub code: CodeSummary,
+    /// The first import or instruction through which a call can change an
+    /// instance; `None` for a stateless module (see
+    /// [`is_stateless`](Self::is_stateless)).
+    pub state_writer: Option<StateWriter>,
     /// Every custom section, in file order.
     pub custom_sections: Vec<CustomSectionInfo>,
     /// The decoded `producers` section, if present and readable.
@@ -113,11 +117,20 @@ impl ModuleReport {
             data_size_bytes: data_segments.iter().map(|segment| segment.size_bytes).sum(),
             data_segments,
             code,
+            state_writer: state::first_writer(&module, &indices),
             custom_sections: scan.custom_sections,
             producers: scan.producers,
             target_features: scan.target_features,
             exports,
         })
+    }
+
+    /// True when no call can change an instance of the module: it imports
+    /// nothing, and no function body writes memory, a global, a table or the
+    /// GC heap. Such an instance may serve call after call with the result
+    /// a fresh instance per call would give.
+    pub fn is_stateless(&self) -> bool {
+        self.state_writer.is_none()
     }
 
     /// The export with this name, if any.
@@ -173,6 +186,12 @@ impl ModuleReport {
         elements::write_text(&mut out, self);
         functions::write_code_text(&mut out, self);
         data::write_text(&mut out, self);
+        match &self.state_writer {
+            None => out.push_str("State:\n - stateless: no call can change an instance\n"),
+            Some(writer) => {
+                let _ = writeln!(out, "State:\n - calls can change an instance: {writer}");
+            }
+        }
         custom::write_text(&mut out, self);
         out
     }

@@ -1,7 +1,7 @@
 //! The report over every hand-written module: text and JSON snapshots, and
 //! a few facts checked directly.
 
-use wasmplug_inspect::{ExternKind, ModuleReport, ValType, LARGEST_FUNCTIONS};
+use wasmplug_inspect::{ExternKind, ModuleReport, StateWriter, ValType, LARGEST_FUNCTIONS};
 
 use crate::modules::{all_modules, wat_module, WAT_MODULES};
 
@@ -134,4 +134,79 @@ fn names_come_from_the_name_section() {
     let report = check("start_function");
     assert!(report.has_start_function);
     assert_eq!(report.start_function, Some(0));
+}
+
+#[test]
+fn a_module_is_stateless_only_when_no_call_can_write_anything() {
+    let module = |body: &str| {
+        let text = format!(
+            r#"(module
+                 (memory 1 1) (data "x")
+                 (global $g (mut i32) (i32.const 0))
+                 (table 1 funcref) (elem declare func $f)
+                 (func $f (export "f") (param i32) (result i32) {body}))"#
+        );
+        ModuleReport::from_bytes(&wat::parse_str(text).unwrap()).unwrap()
+    };
+    let reads_only = module(
+        "local.get 0 i32.load global.get $g i32.add memory.size i32.add \
+         i32.const 0 table.get 0 ref.is_null i32.add table.size 0 i32.add \
+         i32.const 0 v128.load i32x4.extract_lane 0 i32.add",
+    );
+    assert!(reads_only.is_stateless(), "{:?}", reads_only.state_writer);
+    assert!(reads_only
+        .render_text()
+        .contains("stateless: no call can change an instance"));
+
+    for (body, instruction) in [
+        ("local.get 0 local.get 0 i32.store local.get 0", "a memory store"),
+        ("local.get 0 global.set $g local.get 0", "global.set"),
+        ("local.get 0 memory.grow", "memory.grow"),
+        (
+            "i32.const 0 local.get 0 i32.const 1 memory.fill local.get 0",
+            "memory.fill",
+        ),
+        (
+            "i32.const 0 i32.const 0 i32.const 1 memory.init 0 local.get 0",
+            "memory.init",
+        ),
+        ("data.drop 0 local.get 0", "data.drop"),
+        ("i32.const 0 ref.null func table.set 0 local.get 0", "table.set"),
+        ("ref.null func i32.const 1 table.grow 0", "table.grow"),
+        (
+            "local.get 0 v128.const i64x2 0 0 v128.store8_lane 0 0 local.get 0",
+            "a v128 lane store",
+        ),
+        (
+            "local.get 0 i32.const 1 i32.atomic.rmw.add",
+            "an atomic read-modify-write",
+        ),
+    ] {
+        let report = module(body);
+        assert_eq!(
+            report.state_writer,
+            Some(StateWriter::Instruction {
+                function: 0,
+                function_name: Some("f".into()),
+                instruction: instruction.into(),
+            }),
+            "{body}"
+        );
+        assert!(!report.is_stateless());
+    }
+
+    let imports = ModuleReport::from_bytes(
+        &wat::parse_str(
+            r#"(module (import "env" "clock" (func (result i64))) (func (export "f") (result i32) i32.const 1))"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        imports.state_writer,
+        Some(StateWriter::Import {
+            name: "env.clock".into()
+        })
+    );
+    assert_eq!(imports.state_writer.unwrap().to_string(), "imports env.clock");
 }

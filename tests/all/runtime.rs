@@ -266,3 +266,34 @@ fn preinitialised_plugins_start_initialised_without_rerunning_init() {
         "a call pays for init: {outcome:?}"
     );
 }
+
+#[test]
+fn stateless_plugins_keep_fresh_semantics_from_idle_instances() {
+    // `process` cannot write anything, so one idle instance serves call after
+    // call; `counter` writes its memory, so it never keeps one.
+    let process = load("process");
+    assert!(process.is_stateless());
+    assert_eq!(process.idle_instances(), 0);
+    for _ in 0..5 {
+        assert_eq!(
+            process.call("process", &[Value::I32(21)]).unwrap().results,
+            [Value::I32(43)]
+        );
+    }
+    assert_eq!(process.idle_instances(), 1);
+    let counter = load("counter");
+    assert!(!counter.is_stateless());
+    counter.call("next", &[]).unwrap();
+    assert_eq!(counter.idle_instances(), 0);
+
+    // A failed call drops its instance instead of giving it back.
+    let traps = load("traps");
+    assert!(traps.is_stateless());
+    let divide = |divisor: i32| traps.call("div_zero", &[Value::I32(divisor)]);
+    assert_eq!(divide(1).unwrap().results, [Value::I32(1)]);
+    assert_eq!(traps.idle_instances(), 1);
+    assert!(matches!(divide(0).unwrap_err(), RuntimeError::Trap { .. }));
+    assert_eq!(traps.idle_instances(), 0);
+    assert_eq!(divide(1).unwrap().results, [Value::I32(1)]);
+    assert_eq!(traps.idle_instances(), 1);
+}

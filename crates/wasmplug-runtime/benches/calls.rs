@@ -1,6 +1,7 @@
 //! Call overhead, each case beside its raw-wasmtime baseline measured in the
 //! same run: a warm typed call against `TypedFunc::call`, a fresh-instance
-//! call against a pooled `InstancePre::instantiate` + call, the bytes ABI at
+//! call against a pooled `InstancePre::instantiate` + call (and a stateless
+//! module's call, which needs no new instance), the bytes ABI at
 //! 1 KiB and 64 KiB, loading from the disk cache against compiling, and the
 //! seed document's host (a new engine, store and WASI context per execution),
 //! and a pre-initialised plugin against one with no initialisation work.
@@ -57,26 +58,35 @@ fn warm_typed_call(c: &mut Criterion) {
 }
 
 fn fresh_instance_call(c: &mut Criterion) {
+    // `counter` writes its memory, so every call needs a fresh instance;
+    // `process` is stateless, so idle instances serve its calls.
+    let counter = plugin("counter");
     let bytes = plugin("process");
     let mut group = c.benchmark_group("fresh_instance_call");
 
     let engine = raw_pooled_engine();
-    let module = wasmtime::Module::new(&engine, &bytes).unwrap();
+    let module = wasmtime::Module::new(&engine, &counter).unwrap();
     let linker = wasmtime::Linker::<()>::new(&engine);
     let pre = linker.instantiate_pre(&module).unwrap();
     group.bench_function("raw_wasmtime_instance_pre", |b| {
         b.iter(|| {
             let mut store = wasmtime::Store::new(&engine, ());
             let instance = pre.instantiate(&mut store).unwrap();
-            let process = instance.get_typed_func::<i32, i32>(&mut store, "process").unwrap();
-            process.call(&mut store, black_box(21)).unwrap()
+            let next = instance.get_typed_func::<(), i32>(&mut store, "next").unwrap();
+            next.call(&mut store, ()).unwrap()
         })
     });
 
     let runtime = runtime();
-    let plugin = runtime.load("process", &bytes, &PluginConfig::default()).unwrap();
-    let args = [Value::I32(21)];
+    let stateful = runtime.load("counter", &counter, &PluginConfig::default()).unwrap();
     group.bench_function("wasmplug", |b| {
+        b.iter(|| stateful.call("next", black_box(&[])).unwrap())
+    });
+
+    let plugin = runtime.load("process", &bytes, &PluginConfig::default()).unwrap();
+    assert!(plugin.is_stateless());
+    let args = [Value::I32(21)];
+    group.bench_function("wasmplug_stateless", |b| {
         b.iter(|| plugin.call("process", black_box(&args)).unwrap())
     });
 

@@ -149,6 +149,9 @@ impl Plugin {
             .map(|(index, function)| (function.name.clone(), index))
             .collect();
         let idle = match config.instances {
+            // No call can change a stateless module's instance, so serving
+            // the next call from it gives the result a fresh one would.
+            InstancePolicy::Fresh if report.is_stateless() => Some(ArrayQueue::new(stateless_idle_instances())),
             InstancePolicy::Fresh => None,
             InstancePolicy::Reuse { pool_size, .. } => Some(ArrayQueue::new(pool_size.max(1))),
         };
@@ -219,6 +222,12 @@ impl Plugin {
     /// Calls currently running.
     pub fn in_flight(&self) -> usize {
         self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Idle instances waiting for the next call: under the `reuse` policy,
+    /// or for a stateless plugin (see [`Plugin::is_stateless`]); 0 otherwise.
+    pub fn idle_instances(&self) -> usize {
+        self.inner.idle.as_ref().map_or(0, ArrayQueue::len)
     }
 
     /// The exported function `name`.
@@ -365,15 +374,36 @@ impl Plugin {
         instance.can_serve(asynchronous).then_some((instance, uses))
     }
 
-    /// Returns a used instance to the idle pool, unless it served its
-    /// maximum or the pool is full; otherwise drops it.
+    /// Returns an instance to the idle pool after a successful call, unless
+    /// it served its maximum or the pool is full; otherwise drops it.
+    /// Failed calls never get here: their instances are dropped.
     fn give_back(&self, instance: Instance, uses: u64) {
-        if let (Some(idle), InstancePolicy::Reuse { max_uses, .. }) = (&self.inner.idle, self.inner.config.instances) {
-            if uses + 1 < max_uses {
-                let _ = idle.push((instance, uses + 1));
-            }
+        let Some(idle) = &self.inner.idle else {
+            return;
+        };
+        let reusable = match self.inner.config.instances {
+            InstancePolicy::Reuse { max_uses, .. } => uses + 1 < max_uses,
+            // Under `Fresh`, only stateless plugins have an idle pool.
+            InstancePolicy::Fresh => true,
+        };
+        if reusable {
+            let _ = idle.push((instance, uses + 1));
         }
     }
+
+    /// True when the module is stateless (see
+    /// [`ModuleReport::is_stateless`]) and so, under the `Fresh` policy,
+    /// its calls share idle instances instead of instantiating each time.
+    pub fn is_stateless(&self) -> bool {
+        self.inner.report.is_stateless()
+    }
+}
+
+/// Idle instances a stateless plugin keeps: enough for every thread that
+/// may call it at once, within reason. Each holds a slot of the engine's
+/// instance pool.
+fn stateless_idle_instances() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from).clamp(2, 8)
 }
 
 /// Counts one running call; released on drop, even on error paths.

@@ -74,11 +74,14 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         );
     }
     out.push_str("# HELP wasmplug_instances_in_flight Instances running a call now.\n# TYPE wasmplug_instances_in_flight gauge\n");
+    out.push_str("# HELP wasmplug_instances_idle Idle instances kept for the next calls (reuse policy, or a stateless plugin).\n# TYPE wasmplug_instances_idle gauge\n");
     out.push_str("# HELP wasmplug_plugin_loaded Whether a version of the plugin is serving.\n# TYPE wasmplug_plugin_loaded gauge\n");
     for (name, slot) in &slots {
         let active = slot.active.load();
         let in_flight = active.as_ref().map_or(0, |plugin| plugin.in_flight());
         let _ = writeln!(out, "wasmplug_instances_in_flight{{plugin=\"{name}\"}} {in_flight}");
+        let idle = active.as_ref().map_or(0, |plugin| plugin.idle_instances());
+        let _ = writeln!(out, "wasmplug_instances_idle{{plugin=\"{name}\"}} {idle}");
         let _ = writeln!(
             out,
             "wasmplug_plugin_loaded{{plugin=\"{name}\"}} {}",

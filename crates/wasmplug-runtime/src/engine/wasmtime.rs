@@ -50,6 +50,16 @@ pub(crate) fn new_engine(runtime: &RuntimeConfig, key: EngineKey) -> Result<Engi
         .total_tables(runtime.pool_instances)
         .max_memory_size(usize::try_from(runtime.pool_max_memory_bytes).unwrap_or(usize::MAX))
         .total_stacks(runtime.pool_instances);
+    if runtime.keep_resident_bytes > 0 && pagemap_scan_available() {
+        // Reset the pages an instance wrote in place, found with
+        // PAGEMAP_SCAN, rather than with `madvise`, whose TLB shootdown
+        // interrupts every core running the process and leaves a page fault
+        // for the next instance. Without the ioctl, wasmtime would `memset`
+        // the whole resident region instead, which costs more than it saves.
+        pool.linear_memory_keep_resident(runtime.keep_resident_bytes)
+            .table_keep_resident(runtime.keep_resident_bytes)
+            .pagemap_scan(wasmtime::Enabled::Auto);
+    }
     let mut config = Config::new();
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
@@ -65,6 +75,22 @@ pub(crate) fn new_engine(runtime: &RuntimeConfig, key: EngineKey) -> Result<Engi
     Engine::new(&config).map_err(|error| RuntimeError::Engine {
         message: format!("cannot configure wasmtime: {error:#}"),
     })
+}
+
+/// Whether the kernel has the `PAGEMAP_SCAN` ioctl (Linux 6.7 and later).
+fn pagemap_scan_available() -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut numbers = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    (major, minor) >= (6, 7)
 }
 
 /// Stack a fiber keeps beyond the wasm stack limit, for host functions
@@ -90,7 +116,8 @@ struct Shared {
     /// host functions only an async call may use; otherwise `pre` serves
     /// both.
     pre_async: Option<InstancePre<HostState>>,
-    functions: Vec<ModuleExport>,
+    /// The callable exports, each with its number of results.
+    functions: Vec<(ModuleExport, usize)>,
     init: Option<ModuleExport>,
     uses_wasi: bool,
     wasi: WasiGrants,
@@ -119,16 +146,20 @@ impl Compiled {
         } else {
             None
         };
+        let missing = |name: &str| RuntimeError::NoSuchFunction {
+            function: name.to_owned(),
+        };
         let functions = functions
             .iter()
             .map(|name| {
-                module
-                    .get_export_index(name)
-                    .ok_or_else(|| RuntimeError::NoSuchFunction {
-                        function: (*name).to_owned(),
-                    })
+                let index = module.get_export_index(name).ok_or_else(|| missing(name))?;
+                let results = match module.get_export(name) {
+                    Some(wasmtime::ExternType::Func(ty)) => ty.results().len(),
+                    _ => 0,
+                };
+                Ok((index, results))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, RuntimeError>>()?;
         let init = ["_initialize", "__wasm_call_ctors"]
             .iter()
             .find_map(|name| module.get_export_index(name));
@@ -289,7 +320,7 @@ impl Instance {
     pub fn func(&mut self, function: usize) -> Option<wasmtime::Func> {
         match self
             .instance
-            .get_module_export(&mut self.store, &self.shared.functions[function])
+            .get_module_export(&mut self.store, &self.shared.functions[function].0)
         {
             Some(Extern::Func(func)) => Some(func),
             _ => None,
@@ -384,7 +415,7 @@ impl Instance {
         let func = self.func(function).ok_or_else(|| RuntimeError::Engine {
             message: "export is not a function".into(),
         })?;
-        let results = func.ty(&self.store).results().len();
+        let results = self.shared.functions[function].1;
         if args.len() > 16 || results > 16 {
             return Err(RuntimeError::Unsupported {
                 engine: "wasmtime",

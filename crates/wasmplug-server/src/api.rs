@@ -14,9 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json_};
-use wasmplug_runtime::{CallOutcome, Plugin, RuntimeError, Value};
+use wasmplug_runtime::{CallOutcome, LogRecord, Plugin, RuntimeError, Value};
 
 use crate::error::ApiError;
 use crate::registry::{is_valid_name, RegistryError, Slot};
@@ -252,17 +252,27 @@ async fn call_function(
         Err(error) => return Err(record(&slot, error)),
     };
     let outcome = run_call(&state, &slot, plugin, Work::Call { function, args }).await?;
-    let mut body = json!({ "results": outcome.results.iter().map(|value| value.to_json()).collect::<Vec<_>>() });
-    if !outcome.logs.is_empty() {
-        body["logs"] = json!(outcome.logs);
-    }
-    if !outcome.stdout.is_empty() {
-        body["stdout"] = json!(String::from_utf8_lossy(&outcome.stdout));
-    }
-    if !outcome.stderr.is_empty() {
-        body["stderr"] = json!(String::from_utf8_lossy(&outcome.stderr));
-    }
-    Ok(Json(body).into_response())
+    let captured = |bytes: &[u8]| (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned());
+    Ok(Json(CallResponse {
+        logs: &outcome.logs,
+        results: outcome.results.iter().map(|value| value.to_json()).collect(),
+        stderr: captured(&outcome.stderr),
+        stdout: captured(&outcome.stdout),
+    })
+    .into_response())
+}
+
+/// The answer to a typed call: its results, and what the plugin logged or
+/// wrote to stdout and stderr when it did. Fields in alphabetical order.
+#[derive(Serialize)]
+struct CallResponse<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    logs: &'a [LogRecord],
+    results: Vec<Json_>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stderr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stdout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -362,17 +372,15 @@ async fn run_call(
         // function (a WASI sleep): past its timeout and a grace, the call
         // is dropped, and its instance with it.
         let limit = plugin.config().limits.call_timeout;
-        state
-            .lanes
-            .run(async move {
-                let result = match tokio::time::timeout(limit + HOST_CALL_GRACE, work.run_async(&plugin)).await {
-                    Ok(result) => result,
-                    Err(_elapsed) => Err(RuntimeError::Timeout { limit }),
-                };
-                drop(permit);
-                result
-            })
-            .await
+        let call = async move {
+            let result = work.run_async(&plugin).await;
+            drop(permit);
+            result
+        };
+        match state.lanes.run(call, started + limit + HOST_CALL_GRACE).await {
+            Some(result) => result,
+            None => Err(RuntimeError::Timeout { limit }),
+        }
     } else {
         tokio::task::spawn_blocking(move || {
             let result = work.run(&plugin);

@@ -12,6 +12,7 @@
 
 use std::future::Future;
 use std::task::Poll;
+use std::time::Instant;
 
 /// The inline start and the background lane.
 pub struct Lanes {
@@ -46,8 +47,12 @@ impl Lanes {
     }
 
     /// Runs `call`: its first slice here, the rest (if any) in the
-    /// background lane. The caller awaits the result either way.
-    pub async fn run<F>(&self, call: F) -> F::Output
+    /// background lane, where it is dropped if it is still pending at
+    /// `backstop` (then the result is `None`). The caller awaits the result
+    /// either way. The backstop's timer is only set for calls that outlast
+    /// their first slice, so the usual quick call never touches the timer
+    /// wheel.
+    pub async fn run<F>(&self, call: F, backstop: Instant) -> Option<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -55,10 +60,11 @@ impl Lanes {
         let mut call = Box::pin(call);
         let first = std::future::poll_fn(|context| Poll::Ready(call.as_mut().poll(context))).await;
         if let Poll::Ready(output) = first {
-            return output;
+            return Some(output);
         }
-        match self.handle.spawn(call).await {
-            Ok(output) => output,
+        let rest = tokio::time::timeout_at(backstop.into(), call);
+        match self.handle.spawn(rest).await {
+            Ok(output) => output.ok(),
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
             // Only when the lane shuts down, after the server stopped.
             Err(error) => panic!("background lane stopped during a call: {error}"),

@@ -25,13 +25,12 @@ use crate::AppState;
 /// The service's router over `state`.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
-    let body = BodyRules {
-        max_bytes: body_limit,
-        timeout: state.config.body_timeout,
-    };
-    // Routes that take a body read it whole, within the size cap and the
-    // body timeout, before their handler runs.
-    let with_body = Router::new()
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::render))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/plugins", get(list_plugins))
         .route(
             "/v1/plugins/{name}",
             get(describe_plugin).put(upload_plugin).delete(delete_plugin),
@@ -39,74 +38,54 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
         .route("/v1/plugins/{name}/call/{function}", post(call_function))
         .route("/v1/plugins/{name}/invoke/{function}", post(invoke_function))
-        .route_layer(axum::middleware::from_fn_with_state(body, read_body));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::metrics::render))
-        .route("/openapi.json", get(openapi))
-        .route("/v1/plugins", get(list_plugins))
-        .merge(with_body)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
-/// How much of a body, and how slowly, a client may send.
-#[derive(Debug, Clone, Copy)]
-struct BodyRules {
-    max_bytes: usize,
-    timeout: Duration,
-}
+/// The request body, read whole within the service's size cap and body
+/// timeout: `413 body_too_large` past the cap (without reading further),
+/// `408 body_timeout` when the client is too slow to send it. Every route
+/// under `/v1/plugins/{name}` takes it, whether it uses the body or not, so
+/// they all treat a slow or oversized body the same way.
+struct Body(Bytes);
 
-/// Reads the request body before the handler runs: `413 body_too_large`
-/// past the cap (without reading further), `408 body_timeout` when the
-/// client is too slow to send it.
-async fn read_body(
-    State(rules): State<BodyRules>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body is larger than {} bytes", rules.max_bytes),
-        )
-        .into_response()
-    };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > rules.max_bytes as u64) {
-        return too_large();
-    }
-    let (parts, body) = request.into_parts();
-    let limited = http_body_util::Limited::new(body, rules.max_bytes);
-    let collected = tokio::time::timeout(rules.timeout, http_body_util::BodyExt::collect(limited)).await;
-    let bytes = match collected {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Ok(Err(error)) => {
-            return ApiError::new(
+impl axum::extract::FromRequest<AppState> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &AppState) -> Result<Self, ApiError> {
+        let max_bytes = state.config.max_body_bytes;
+        let timeout = state.config.body_timeout;
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is larger than {max_bytes} bytes"),
+            )
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > max_bytes as u64) {
+            return Err(too_large());
+        }
+        let limited = http_body_util::Limited::new(request.into_body(), max_bytes);
+        match tokio::time::timeout(timeout, http_body_util::BodyExt::collect(limited)).await {
+            Ok(Ok(collected)) => Ok(Body(collected.to_bytes())),
+            Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Ok(Err(error)) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "body_error",
                 format!("cannot read the request body: {error}"),
-            )
-            .into_response()
-        }
-        Err(_elapsed) => {
-            return ApiError::new(
+            )),
+            Err(_elapsed) => Err(ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "body_timeout",
-                format!("the request body did not arrive within {:?}", rules.timeout),
-            )
-            .into_response()
+                format!("the request body did not arrive within {timeout:?}"),
+            )),
         }
-    };
-    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
-        .await
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -146,7 +125,11 @@ async fn list_plugins(State(state): State<AppState>) -> Json<Json_> {
     Json(json!({ "plugins": plugins }))
 }
 
-async fn describe_plugin(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Json_>, ApiError> {
+async fn describe_plugin(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    _: Body,
+) -> Result<Json<Json_>, ApiError> {
     let slot = find_slot(&state, &name)?;
     let active = slot.active.load_full();
     Ok(Json(json!({
@@ -172,7 +155,7 @@ async fn upload_plugin(
     Path(name): Path<String>,
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
     check_name(&name)?;
@@ -196,6 +179,7 @@ async fn delete_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
+    _: Body,
 ) -> Result<StatusCode, ApiError> {
     authorize(&state, &headers)?;
     check_name(&name)?;
@@ -213,6 +197,7 @@ async fn rollback_plugin(
     Path(name): Path<String>,
     Query(query): Query<RollbackQuery>,
     headers: HeaderMap,
+    _: Body,
 ) -> Result<Json<Json_>, ApiError> {
     authorize(&state, &headers)?;
     check_name(&name)?;
@@ -234,7 +219,7 @@ struct CallRequest {
 async fn call_function(
     State(state): State<AppState>,
     Path((name, function)): Path<(String, String)>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let (slot, plugin) = active_plugin(&state, &name)?;
     let request: CallRequest = serde_json::from_slice(&body).map_err(|error| {
@@ -284,7 +269,7 @@ async fn invoke_function(
     State(state): State<AppState>,
     Path((name, function)): Path<(String, String)>,
     Query(query): Query<InvokeQuery>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let (slot, plugin) = active_plugin(&state, &name)?;
     let outcome = run_call(&state, &slot, plugin, Work::Invoke { function, input: body }).await?;
@@ -372,11 +357,11 @@ async fn run_call(
         // function (a WASI sleep): past its timeout and a grace, the call
         // is dropped, and its instance with it.
         let limit = plugin.config().limits.call_timeout;
-        let call = async move {
+        let call = Box::pin(async move {
             let result = work.run_async(&plugin).await;
             drop(permit);
             result
-        };
+        });
         match state.lanes.run(call, started + limit + HOST_CALL_GRACE).await {
             Some(result) => result,
             None => Err(RuntimeError::Timeout { limit }),

@@ -26,6 +26,10 @@ impl std::fmt::Debug for Lanes {
     }
 }
 
+/// A call as the lanes take it: boxed by the caller, so the futures that
+/// await it stay small and cheap to move.
+pub type Call<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
 /// The nice value of background-lane threads: the lowest priority, so
 /// they get CPU time only where quick work leaves some.
 pub const BACKGROUND_NICE: i32 = 19;
@@ -52,12 +56,7 @@ impl Lanes {
     /// either way. The backstop's timer is only set for calls that outlast
     /// their first slice, so the usual quick call never touches the timer
     /// wheel.
-    pub async fn run<F>(&self, call: F, backstop: Instant) -> Option<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let mut call = Box::pin(call);
+    pub async fn run<T: Send + 'static>(&self, mut call: Call<T>, backstop: Instant) -> Option<T> {
         let first = std::future::poll_fn(|context| Poll::Ready(call.as_mut().poll(context))).await;
         if let Poll::Ready(output) = first {
             return Some(output);

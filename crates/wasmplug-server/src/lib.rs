@@ -36,7 +36,7 @@ mod watch;
 
 pub use api::app;
 pub use error::ApiError;
-pub use lanes::{Lanes, BACKGROUND_NICE};
+pub use lanes::{Call, Lanes, BACKGROUND_NICE};
 pub use registry::{is_valid_name, Registry, RegistryError};
 
 /// How the service runs.

@@ -219,6 +219,7 @@ impl Compiled {
             Ok(instance) => Ok(Instance {
                 store,
                 instance,
+                values: Vec::new(),
                 shared: Arc::clone(&self.shared),
             }),
             Err(error) => Err(classify(error, store.data(), &self.shared, true)),
@@ -294,6 +295,8 @@ fn next_slice(store: StoreContextMut<'_, HostState>) -> wasmtime::Result<UpdateD
 pub(crate) struct Instance {
     store: Store<HostState>,
     instance: wasmtime::Instance,
+    /// A call's arguments then room for its results, kept between calls.
+    values: Vec<Val>,
     shared: Arc<Shared>,
 }
 
@@ -374,9 +377,6 @@ impl Instance {
     }
 }
 
-/// Argument and result buffers for up to 16 of each: no allocation.
-type ValBuffer = [Val; 16];
-
 impl Instance {
     /// Resets the call state and arms the limits for an async call.
     pub fn begin_call_async(&mut self, input: Bytes) {
@@ -397,41 +397,30 @@ impl Instance {
         args: &[Value],
         results: &mut Vec<Value>,
     ) -> Result<(), RuntimeError> {
-        let (func, params, mut outs, arity) = self.prepare(function, args)?;
-        let (params, outs) = (&params[..arity.0], &mut outs[..arity.1]);
+        let func = self.prepare(function, args)?;
+        let (params, outs) = self.values.split_at_mut(args.len());
         if let Err(error) = func.call_async(&mut self.store, params, outs).await {
             return Err(classify(error, self.store.data(), &self.shared, false));
         }
         read_results(outs, results)
     }
 
-    /// The function and its arguments as wasmtime values, with the number
-    /// of parameters and results.
-    fn prepare(
-        &mut self,
-        function: usize,
-        args: &[Value],
-    ) -> Result<(wasmtime::Func, ValBuffer, ValBuffer, (usize, usize)), RuntimeError> {
+    /// The function, with its arguments as wasmtime values in `values`
+    /// followed by room for its results.
+    fn prepare(&mut self, function: usize, args: &[Value]) -> Result<wasmtime::Func, RuntimeError> {
         let func = self.func(function).ok_or_else(|| RuntimeError::Engine {
             message: "export is not a function".into(),
         })?;
         let results = self.shared.functions[function].1;
-        if args.len() > 16 || results > 16 {
-            return Err(RuntimeError::Unsupported {
-                engine: "wasmtime",
-                feature: "more than 16 parameters or results".into(),
-            });
-        }
-        let mut params = [Val::I32(0); 16];
-        for (slot, arg) in params.iter_mut().zip(args) {
-            *slot = match *arg {
-                Value::I32(value) => Val::I32(value),
-                Value::I64(value) => Val::I64(value),
-                Value::F32(value) => Val::F32(value.to_bits()),
-                Value::F64(value) => Val::F64(value.to_bits()),
-            };
-        }
-        Ok((func, params, [Val::I32(0); 16], (args.len(), results)))
+        self.values.clear();
+        self.values.extend(args.iter().map(|arg| match *arg {
+            Value::I32(value) => Val::I32(value),
+            Value::I64(value) => Val::I64(value),
+            Value::F32(value) => Val::F32(value.to_bits()),
+            Value::F64(value) => Val::F64(value.to_bits()),
+        }));
+        self.values.resize(args.len() + results, Val::I32(0));
+        Ok(func)
     }
 }
 
@@ -460,8 +449,8 @@ impl InstanceBackend for Instance {
     }
 
     fn call(&mut self, function: usize, args: &[Value], results: &mut Vec<Value>) -> Result<(), RuntimeError> {
-        let (func, params, mut outs, arity) = self.prepare(function, args)?;
-        let (params, outs) = (&params[..arity.0], &mut outs[..arity.1]);
+        let func = self.prepare(function, args)?;
+        let (params, outs) = self.values.split_at_mut(args.len());
         if let Err(error) = func.call(&mut self.store, params, outs) {
             return Err(classify(error, self.store.data(), &self.shared, false));
         }

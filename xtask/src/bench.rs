@@ -35,6 +35,13 @@ const ROWS: &[Row] = &[
         limit: 1.5,
     },
     Row {
+        case: "stateless `process(21)`, fresh semantics from an idle instance, vs a raw fresh instance",
+        ours: "fresh_instance_call/wasmplug_stateless",
+        baseline: "fresh_instance_call/raw_wasmtime_instance_pre_process",
+        slowdown: false,
+        limit: 2.0,
+    },
+    Row {
         case: "fresh-instance call vs the seed's per-execution host",
         ours: "fresh_instance_call/wasmplug",
         baseline: "fresh_instance_call/naive_per_execution_host",
@@ -61,6 +68,20 @@ const ROWS: &[Row] = &[
         baseline: "preinitialized_call/init_every_call",
         slowdown: false,
         limit: 100.0,
+    },
+    Row {
+        case: "service, no socket: POST call `process(21)` vs GET /healthz",
+        ours: "route/post_call_process_21",
+        baseline: "route/get_healthz",
+        slowdown: true,
+        limit: f64::INFINITY,
+    },
+    Row {
+        case: "service, no socket: POST call `counter` (fresh instance) vs GET /healthz",
+        ours: "route/post_call_counter_fresh_instance",
+        baseline: "route/get_healthz",
+        slowdown: true,
+        limit: f64::INFINITY,
     },
     Row {
         case: "fib(30) vs native clang -O3",
@@ -122,6 +143,11 @@ pub fn run(sh: &Shell, quick: bool, report_only: bool, extra_sections: &str) -> 
         cmd!(
             sh,
             "cargo bench --package wasmplug-tests --bench compute -- {timing...}"
+        )
+        .run()?;
+        cmd!(
+            sh,
+            "cargo bench --package wasmplug-server --bench routes -- {timing...}"
         )
         .run()?;
     }

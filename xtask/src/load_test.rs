@@ -1,7 +1,9 @@
 //! `cargo xtask load-test`: starts the release service on loopback with the
 //! example plugins and drives it with wrk (installed with apt-get when
 //! missing), for a bounded time per case: `/healthz` as the no-plugin
-//! baseline, `process(21)` through `call`, and `upper` through `invoke`.
+//! baseline, `process(21)` through `call` (a stateless module), `next()` of
+//! `counter` through `call` (it writes memory, so every call gets a fresh
+//! instance), and `upper` through `invoke`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,7 +25,7 @@ pub struct Figures {
 pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String> {
     ensure_wrk(sh)?;
     let plugins = tempfile::tempdir()?;
-    for name in ["process", "upper"] {
+    for name in ["process", "upper", "counter"] {
         std::fs::copy(
             crate::plugins_out_dir().join(format!("{name}.wasm")),
             plugins.path().join(format!("{name}.wasm")),
@@ -37,6 +39,11 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
         &call_script,
         "wrk.method = \"POST\"\nwrk.body = '{\"args\":[21]}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
     )?;
+    let counter_script = scripts.path().join("counter.lua");
+    std::fs::write(
+        &counter_script,
+        "wrk.method = \"POST\"\nwrk.body = '{\"args\":[]}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
+    )?;
     let invoke_script = scripts.path().join("invoke.lua");
     std::fs::write(&invoke_script, "wrk.method = \"POST\"\nwrk.body = 'hello, wasmplug'\n")?;
 
@@ -47,6 +54,11 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
             "POST call process(21)",
             format!("{base}/v1/plugins/process/call/process"),
             Some(&call_script),
+        ),
+        (
+            "POST call counter next() (writes memory: a fresh instance per call)",
+            format!("{base}/v1/plugins/counter/call/next"),
+            Some(&counter_script),
         ),
         (
             "POST invoke upper (15 bytes)",

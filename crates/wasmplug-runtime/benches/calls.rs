@@ -77,6 +77,17 @@ fn fresh_instance_call(c: &mut Criterion) {
         })
     });
 
+    let module = wasmtime::Module::new(&engine, &bytes).unwrap();
+    let pre_process = linker.instantiate_pre(&module).unwrap();
+    group.bench_function("raw_wasmtime_instance_pre_process", |b| {
+        b.iter(|| {
+            let mut store = wasmtime::Store::new(&engine, ());
+            let instance = pre_process.instantiate(&mut store).unwrap();
+            let process = instance.get_typed_func::<i32, i32>(&mut store, "process").unwrap();
+            process.call(&mut store, black_box(21)).unwrap()
+        })
+    });
+
     let runtime = runtime();
     let stateful = runtime.load("counter", &counter, &PluginConfig::default()).unwrap();
     group.bench_function("wasmplug", |b| {

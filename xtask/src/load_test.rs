@@ -66,35 +66,75 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
             Some(&invoke_script),
         ),
     ];
-    let mut results = Vec::new();
-    for (label, url, script) in &cases {
-        let figures = wrk(sh, url, script.map(|path| path.as_path()), seconds, connections)?;
-        eprintln!(
-            "{label}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
-            figures.requests_per_second, figures.p50_ms, figures.p99_ms, figures.errors
-        );
-        results.push((*label, figures));
+    // The machine's speed drifts from second to second, so the cases take
+    // turns: a discarded warm-up round, then ROUNDS rounds of every case.
+    // Each case's figures are the median over rounds, and its ratio to
+    // /healthz is the median of the ratios within each round.
+    let round_seconds = (seconds / ROUNDS).max(1);
+    for (_, url, script) in &cases {
+        wrk(sh, url, script.map(|path| path.as_path()), 1, connections)?;
+    }
+    let mut rounds: Vec<Vec<Figures>> = Vec::new();
+    for round in 1..=ROUNDS {
+        let mut figures = Vec::new();
+        for (label, url, script) in &cases {
+            let run = wrk(sh, url, script.map(|path| path.as_path()), round_seconds, connections)?;
+            eprintln!(
+                "round {round}/{ROUNDS} {label}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
+                run.requests_per_second, run.p50_ms, run.p99_ms, run.errors
+            );
+            figures.push(run);
+        }
+        rounds.push(figures);
     }
     drop(server);
 
-    let healthz = results[0].1.requests_per_second;
     let mut out = format!(
-        "## HTTP load test\n\n`cargo xtask load-test`: wrk, {connections} connections, 2 threads, {seconds} s per case, \
-         against the release service on loopback (both share this machine's cores).\n\n\
+        "## HTTP load test\n\n`cargo xtask load-test`: wrk, {connections} connections, 2 threads, against the release \
+         service on loopback (both share this machine's cores). The cases take turns: {ROUNDS} rounds of {round_seconds} s \
+         each after a warm-up round; figures are medians over the rounds, and the ratio is the median of each round's \
+         ratio to that round's `/healthz`.\n\n\
          | case | requests/s | vs /healthz | p50 | p99 | errors |\n|---|---|---|---|---|---|\n"
     );
-    for (label, figures) in &results {
+    for (index, (label, _, _)) in cases.iter().enumerate() {
+        let of_case = |field: fn(&Figures) -> f64| median(rounds.iter().map(|round| field(&round[index])));
+        let ratio = median(
+            rounds
+                .iter()
+                .map(|round| round[index].requests_per_second / round[0].requests_per_second),
+        );
+        let errors: u64 = rounds.iter().map(|round| round[index].errors).sum();
+        eprintln!(
+            "{label}: {:.0} req/s ({:.0}% of /healthz), p50 {:.3} ms, p99 {:.3} ms, {errors} errors",
+            of_case(|figures| figures.requests_per_second),
+            ratio * 100.0,
+            of_case(|figures| figures.p50_ms),
+            of_case(|figures| figures.p99_ms),
+        );
         out.push_str(&format!(
-            "| {label} | {:.0} | {:.0}% | {:.3} ms | {:.3} ms | {} |\n",
-            figures.requests_per_second,
-            figures.requests_per_second / healthz * 100.0,
-            figures.p50_ms,
-            figures.p99_ms,
-            figures.errors
+            "| {label} | {:.0} | {:.0}% | {:.3} ms | {:.3} ms | {errors} |\n",
+            of_case(|figures| figures.requests_per_second),
+            ratio * 100.0,
+            of_case(|figures| figures.p50_ms),
+            of_case(|figures| figures.p99_ms),
         ));
     }
     out.push_str("\nTargets: `call` at least 60% of `/healthz` throughput; p99 under 2 ms at 32 connections.\n");
     Ok(out)
+}
+
+/// How many times each case runs; see [`run`].
+const ROUNDS: u64 = 5;
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 fn ensure_wrk(sh: &Shell) -> anyhow::Result<()> {
@@ -222,6 +262,13 @@ pub fn startup(sh: &Shell, plugins: usize) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn medians() {
+        assert_eq!(super::median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(super::median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
+        assert_eq!(super::median(std::iter::empty()), 0.0);
+    }
+
     #[test]
     fn reads_wrk_output() {
         let output = "Running 5s test @ http://127.0.0.1:1/healthz\n  2 threads and 32 connections\n  Latency Distribution\n     50%  150.00us\n     75%  200.00us\n     90%  1.00ms\n     99%    2.50ms\n  100 requests in 5.00s, 1.00KB read\n  Socket errors: connect 0, read 1, write 0, timeout 2\n  Non-2xx or 3xx responses: 4\nRequests/sec:  12345.67\n";

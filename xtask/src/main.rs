@@ -30,7 +30,9 @@ commands:
                              run the criterion benches and write BENCHMARKS.md
                              (--report-only: from the last run's results)
     load-test [--seconds N]  start the release service on loopback and drive it
-                             with wrk: /healthz, call process(21), invoke upper
+                             with wrk for N seconds per case (default 10), in 5
+                             interleaved rounds: /healthz, call process(21),
+                             call counter, invoke upper
     soak [--minutes N]       mixed traffic (calls, invokes, uploads, rollbacks,
                              hostile plugins) against the release service for
                              N minutes (default 10); reports requests, errors
@@ -84,7 +86,7 @@ fn main() -> anyhow::Result<()> {
             let load = if report_only {
                 String::new()
             } else {
-                let http = load_test::run(&sh, if quick { 5 } else { 10 }, 32)?;
+                let http = load_test::run(&sh, if quick { 10 } else { 20 }, 32)?;
                 format!("{http}\n{}", load_test::startup(&sh, 100)?)
             };
             bench::run(&sh, quick, report_only, &load)?;

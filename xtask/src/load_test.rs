@@ -98,25 +98,23 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
     );
     for (index, (label, _, _)) in cases.iter().enumerate() {
         let of_case = |field: fn(&Figures) -> f64| median(rounds.iter().map(|round| field(&round[index])));
-        let ratio = median(
-            rounds
-                .iter()
-                .map(|round| round[index].requests_per_second / round[0].requests_per_second),
+        let (rate, p50, p99) = (
+            of_case(|figures| figures.requests_per_second),
+            of_case(|figures| figures.p50_ms),
+            of_case(|figures| figures.p99_ms),
         );
+        let ratio = 100.0
+            * median(
+                rounds
+                    .iter()
+                    .map(|round| round[index].requests_per_second / round[0].requests_per_second),
+            );
         let errors: u64 = rounds.iter().map(|round| round[index].errors).sum();
         eprintln!(
-            "{label}: {:.0} req/s ({:.0}% of /healthz), p50 {:.3} ms, p99 {:.3} ms, {errors} errors",
-            of_case(|figures| figures.requests_per_second),
-            ratio * 100.0,
-            of_case(|figures| figures.p50_ms),
-            of_case(|figures| figures.p99_ms),
+            "{label}: {rate:.0} req/s ({ratio:.0}% of /healthz), p50 {p50:.3} ms, p99 {p99:.3} ms, {errors} errors"
         );
         out.push_str(&format!(
-            "| {label} | {:.0} | {:.0}% | {:.3} ms | {:.3} ms | {errors} |\n",
-            of_case(|figures| figures.requests_per_second),
-            ratio * 100.0,
-            of_case(|figures| figures.p50_ms),
-            of_case(|figures| figures.p99_ms),
+            "| {label} | {rate:.0} | {ratio:.0}% | {p50:.3} ms | {p99:.3} ms | {errors} |\n"
         ));
     }
     out.push_str("\nTargets: `call` at least 60% of `/healthz` throughput; p99 under 2 ms at 32 connections.\n");

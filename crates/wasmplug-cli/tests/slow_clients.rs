@@ -57,24 +57,19 @@ fn slow_clients_time_out_and_others_are_served_meanwhile() {
     );
 
     // Many clients that stop halfway through their headers or their body.
-    let mut slow_headers: Vec<TcpStream> = (0..20)
-        .map(|_| {
-            let mut stream = connect(address);
-            stream
-                .write_all(b"POST /v1/plugins/process/call/process HTTP/1.1\r\nhost: localhost\r\n")
-                .unwrap();
-            stream
-        })
-        .collect();
-    let mut slow_bodies: Vec<TcpStream> = (0..20)
-        .map(|_| {
-            let mut stream = connect(address);
-            stream
-                .write_all(b"POST /v1/plugins/process/call/process HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{\"args\":")
-                .unwrap();
-            stream
-        })
-        .collect();
+    let stalled = |start: &[u8]| -> Vec<TcpStream> {
+        (0..20)
+            .map(|_| {
+                let mut stream = connect(address);
+                stream.write_all(start).unwrap();
+                stream
+            })
+            .collect()
+    };
+    let mut slow_headers = stalled(b"POST /v1/plugins/process/call/process HTTP/1.1\r\nhost: localhost\r\n");
+    let mut slow_bodies = stalled(
+        b"POST /v1/plugins/process/call/process HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{\"args\":",
+    );
 
     // Meanwhile everyone else is served.
     for _ in 0..10 {

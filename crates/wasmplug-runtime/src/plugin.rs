@@ -117,7 +117,12 @@ struct PluginInner {
     cache: CacheOutcome,
     warnings: Vec<Violation>,
     in_flight: AtomicUsize,
+    /// Idle instances with the calls each served: under the `reuse` policy,
+    /// or for a stateless plugin.
     idle: Option<ArrayQueue<(Instance, u64)>>,
+    /// Calls an instance serves before it is dropped instead of going back
+    /// to `idle` (unbounded for a stateless plugin).
+    max_uses: u64,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -148,12 +153,14 @@ impl Plugin {
             .enumerate()
             .map(|(index, function)| (function.name.clone(), index))
             .collect();
-        let idle = match config.instances {
+        let (idle, max_uses) = match config.instances {
             // No call can change a stateless module's instance, so serving
             // the next call from it gives the result a fresh one would.
-            InstancePolicy::Fresh if report.is_stateless() => Some(ArrayQueue::new(stateless_idle_instances())),
-            InstancePolicy::Fresh => None,
-            InstancePolicy::Reuse { pool_size, .. } => Some(ArrayQueue::new(pool_size.max(1))),
+            InstancePolicy::Fresh if report.is_stateless() => {
+                (Some(ArrayQueue::new(stateless_idle_instances())), u64::MAX)
+            }
+            InstancePolicy::Fresh => (None, 0),
+            InstancePolicy::Reuse { pool_size, max_uses } => (Some(ArrayQueue::new(pool_size.max(1))), max_uses),
         };
         Plugin {
             inner: Arc::new(PluginInner {
@@ -169,6 +176,7 @@ impl Plugin {
                 warnings,
                 in_flight: AtomicUsize::new(0),
                 idle,
+                max_uses,
             }),
         }
     }
@@ -378,16 +386,10 @@ impl Plugin {
     /// it served its maximum or the pool is full; otherwise drops it.
     /// Failed calls never get here: their instances are dropped.
     fn give_back(&self, instance: Instance, uses: u64) {
-        let Some(idle) = &self.inner.idle else {
-            return;
-        };
-        let reusable = match self.inner.config.instances {
-            InstancePolicy::Reuse { max_uses, .. } => uses + 1 < max_uses,
-            // Under `Fresh`, only stateless plugins have an idle pool.
-            InstancePolicy::Fresh => true,
-        };
-        if reusable {
-            let _ = idle.push((instance, uses + 1));
+        if let Some(idle) = &self.inner.idle {
+            if uses + 1 < self.inner.max_uses {
+                let _ = idle.push((instance, uses + 1));
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,7 +24,6 @@ use crate::AppState;
 
 /// The service's router over `state`.
 pub fn app(state: AppState) -> Router {
-    let body_limit = state.config.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -39,7 +38,6 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/plugins/{name}/call/{function}", post(call_function))
         .route("/v1/plugins/{name}/invoke/{function}", post(invoke_function))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 

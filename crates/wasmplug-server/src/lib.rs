@@ -176,7 +176,7 @@ const MAX_HEADER_BYTES: usize = 64 << 10;
 
 /// Accepts connections until `shutdown`, then lets the open ones finish
 /// their requests for up to `grace`. Each connection has a header read
-/// timeout; the body timeout is a layer of the router.
+/// timeout; the body cap and timeout are the router's `Body` extractor.
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     router: axum::Router,

@@ -16,10 +16,10 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json_};
-use wasmplug_runtime::{CallOutcome, LogRecord, Plugin, RuntimeError, Value};
+use wasmplug_runtime::{CallOutcome, EngineKind, LogRecord, Plugin, RuntimeError, Value};
 
 use crate::error::ApiError;
-use crate::registry::{is_valid_name, RegistryError, Slot};
+use crate::registry::{is_valid_name, ManifestChange, RegistryError, Slot};
 use crate::AppState;
 
 /// The service's router over `state`.
@@ -112,10 +112,10 @@ async fn list_plugins(State(state): State<AppState>) -> Json<Json_> {
         .slots()
         .into_iter()
         .map(|(name, slot)| match slot.active.load_full() {
-            Some(plugin) => json!({
+            Some(active) => json!({
                 "name": name,
-                "digest": plugin.digest(),
-                "functions": functions(&plugin),
+                "digest": active.plugin.digest(),
+                "functions": functions(&active.plugin),
             }),
             None => json!({ "name": name, "digest": null, "functions": [], "last_error": slot.last_error() }),
         })
@@ -130,17 +130,45 @@ async fn describe_plugin(
 ) -> Result<Json<Json_>, ApiError> {
     let slot = find_slot(&state, &name)?;
     let active = slot.active.load_full();
+    let plugin = active.as_ref().map(|active| &active.plugin);
+    let versions: Vec<Json_> = state
+        .registry
+        .versions(&name)
+        .into_iter()
+        .map(|version| {
+            let manifest = version
+                .manifest
+                .as_deref()
+                .and_then(|digest| state.registry.stored_manifest(&name, digest));
+            json!({ "digest": version.module, "manifest_digest": version.manifest, "manifest": manifest })
+        })
+        .collect();
     Ok(Json(json!({
         "name": name,
-        "active_digest": active.as_ref().map(|plugin| plugin.digest()),
-        "versions": state.registry.versions(&name),
+        "active_digest": plugin.map(|plugin| plugin.digest()),
+        "manifest": active.as_ref().and_then(|active| active.manifest.as_deref()),
+        "versions": versions,
         "last_error": slot.last_error(),
-        "functions": active.as_ref().map(|plugin| functions(plugin)).unwrap_or_default(),
-        "config": active.as_ref().map(|plugin| plugin.config()),
-        "warnings": active.as_ref().map(|plugin| plugin.warnings()),
-        "report": active.as_ref().map(|plugin| plugin.report()),
-        "in_flight": active.as_ref().map(|plugin| plugin.in_flight()),
+        "engine": plugin.map(|plugin| plugin.engine_description()),
+        "functions": plugin.map(|plugin| functions(plugin)).unwrap_or_default(),
+        "config": plugin.map(|plugin| config_json(plugin)),
+        "warnings": plugin.map(|plugin| plugin.warnings()),
+        "report": plugin.map(|plugin| plugin.report()),
+        "in_flight": plugin.map(|plugin| plugin.in_flight()),
     })))
+}
+
+/// The plugin's configuration as it runs: `execution_mode` is WasmEdge's
+/// alone, so it is left out for the other engines.
+fn config_json(plugin: &Plugin) -> Json_ {
+    let config = plugin.config();
+    let mut value = serde_json::to_value(config).unwrap_or(Json_::Null);
+    if config.engine != EngineKind::WasmEdge {
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("execution_mode");
+        }
+    }
+    value
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,16 +187,21 @@ async fn upload_plugin(
     check_name(&name)?;
     let registry = state.registry.clone();
     let existed = registry.slot(&name).is_some_and(|slot| slot.active.load().is_some());
-    let plugin = tokio::task::spawn_blocking(move || {
-        tokio::runtime::Handle::current().block_on(registry.upload(&name, &body, query.manifest.as_deref()))
+    let version = tokio::task::spawn_blocking(move || {
+        let manifest = match query.manifest.as_deref() {
+            Some(text) => ManifestChange::Set(text),
+            None => ManifestChange::Keep,
+        };
+        registry.upload(&name, &body, manifest)
     })
     .await
     .map_err(internal)?
     .map_err(registry_error)?;
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    let plugin = &version.plugin;
     Ok((
         status,
-        Json(json!({ "name": plugin.name(), "digest": plugin.digest(), "functions": functions(&plugin) })),
+        Json(json!({ "name": plugin.name(), "digest": plugin.digest(), "functions": functions(plugin) })),
     )
         .into_response())
 }
@@ -181,7 +214,11 @@ async fn delete_plugin(
 ) -> Result<StatusCode, ApiError> {
     authorize(&state, &headers)?;
     check_name(&name)?;
-    state.registry.delete(&name).await.map_err(registry_error)?;
+    let registry = state.registry.clone();
+    tokio::task::spawn_blocking(move || registry.delete(&name))
+        .await
+        .map_err(internal)?
+        .map_err(registry_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -200,13 +237,15 @@ async fn rollback_plugin(
     authorize(&state, &headers)?;
     check_name(&name)?;
     let registry = state.registry.clone();
-    let plugin = tokio::task::spawn_blocking(move || {
-        tokio::runtime::Handle::current().block_on(registry.rollback(&name, query.digest.as_deref()))
-    })
-    .await
-    .map_err(internal)?
-    .map_err(registry_error)?;
-    Ok(Json(json!({ "name": plugin.name(), "digest": plugin.digest() })))
+    let version = tokio::task::spawn_blocking(move || registry.rollback(&name, query.digest.as_deref()))
+        .await
+        .map_err(internal)?
+        .map_err(registry_error)?;
+    Ok(Json(json!({
+        "name": version.plugin.name(),
+        "digest": version.plugin.digest(),
+        "manifest": version.manifest,
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -427,7 +466,10 @@ fn find_slot(state: &AppState, name: &str) -> Result<Arc<Slot>, ApiError> {
 
 fn active_plugin(state: &AppState, name: &str) -> Result<(Arc<Slot>, Arc<Plugin>), ApiError> {
     let slot = find_slot(state, name)?;
-    let plugin = slot.active.load_full().ok_or_else(|| ApiError::no_such_plugin(name))?;
+    let plugin = match &*slot.active.load() {
+        Some(active) => active.plugin.clone(),
+        None => return Err(ApiError::no_such_plugin(name)),
+    };
     Ok((slot, plugin))
 }
 

@@ -37,7 +37,8 @@ mod watch;
 pub use api::app;
 pub use error::ApiError;
 pub use lanes::{Call, Lanes, BACKGROUND_NICE};
-pub use registry::{is_valid_name, Registry, RegistryError};
+pub use registry::{is_valid_name, ActiveVersion, ManifestChange, Registry, RegistryError, Slot, VersionId};
+pub use watch::watch;
 
 /// How the service runs.
 #[derive(Debug, Clone)]

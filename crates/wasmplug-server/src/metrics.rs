@@ -78,9 +78,9 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     out.push_str("# HELP wasmplug_plugin_loaded Whether a version of the plugin is serving.\n# TYPE wasmplug_plugin_loaded gauge\n");
     for (name, slot) in &slots {
         let active = slot.active.load();
-        let in_flight = active.as_ref().map_or(0, |plugin| plugin.in_flight());
+        let in_flight = active.as_ref().map_or(0, |active| active.plugin.in_flight());
         let _ = writeln!(out, "wasmplug_instances_in_flight{{plugin=\"{name}\"}} {in_flight}");
-        let idle = active.as_ref().map_or(0, |plugin| plugin.idle_instances());
+        let idle = active.as_ref().map_or(0, |active| active.plugin.idle_instances());
         let _ = writeln!(out, "wasmplug_instances_idle{{plugin=\"{name}\"}} {idle}");
         let _ = writeln!(
             out,

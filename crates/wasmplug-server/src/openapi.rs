@@ -39,7 +39,7 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     (
         "post",
         "/v1/plugins/{name}/rollback",
-        "Switch to the previous version, or to `digest`.",
+        "Switch to the previous version (module and manifest together), or to the newest version whose module has `digest`.",
         true,
     ),
     (
@@ -123,17 +123,32 @@ fn schemas() -> Value {
         },
         "PluginDetail": {
             "type": "object",
-            "required": ["name", "active_digest", "versions", "last_error", "functions"],
+            "required": ["name", "active_digest", "manifest", "versions", "last_error", "engine", "functions"],
             "properties": {
                 "name": { "type": "string" },
                 "active_digest": nullable_string,
-                "versions": { "type": "array", "items": { "type": "string" } },
+                "manifest": nullable_string,
+                "versions": {
+                    "type": "array",
+                    "description": "Versions (a module and its manifest), oldest first; one used again moves to the end.",
+                    "items": { "$ref": "#/components/schemas/Version" },
+                },
                 "last_error": nullable_string,
+                "engine": nullable_string,
                 "functions": { "type": "array", "items": { "$ref": "#/components/schemas/Function" } },
                 "config": { "type": ["object", "null"] },
                 "warnings": { "type": ["array", "null"] },
                 "report": {},
                 "in_flight": { "type": ["integer", "null"], "minimum": 0 },
+            },
+        },
+        "Version": {
+            "type": "object",
+            "required": ["digest", "manifest_digest", "manifest"],
+            "properties": {
+                "digest": { "type": "string", "description": "SHA-256 of the module." },
+                "manifest_digest": nullable_string,
+                "manifest": nullable_string,
             },
         },
         "Uploaded": {
@@ -147,8 +162,12 @@ fn schemas() -> Value {
         },
         "RolledBack": {
             "type": "object",
-            "required": ["name", "digest"],
-            "properties": { "name": { "type": "string" }, "digest": { "type": "string" } },
+            "required": ["name", "digest", "manifest"],
+            "properties": {
+                "name": { "type": "string" },
+                "digest": { "type": "string" },
+                "manifest": nullable_string,
+            },
         },
         "LogRecord": {
             "type": "object",
@@ -324,7 +343,7 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                 &mut operation,
                 json!({
                     "name": "manifest", "in": "query", "required": false,
-                    "description": "The plugin's manifest, TOML.",
+                    "description": "The plugin's manifest, TOML; without it the current manifest is kept.",
                     "schema": { "type": "string" },
                 }),
             );

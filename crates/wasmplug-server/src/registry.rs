@@ -2,11 +2,17 @@
 //! `<name>.toml` manifests, every version kept by SHA-256 under
 //! `.versions/<name>/`, and the loaded plugins in memory.
 //!
+//! A *version* is a module and the manifest it runs with (`<name>.toml`, or
+//! none): they are stored together under their digests, swapped in together
+//! and rolled back together.
+//!
 //! Reads on the call path are lock-free: the name → slot map and each slot's
-//! active plugin sit behind `ArcSwap`s. Changes (uploads, deletes, rollbacks,
-//! reloads from the watcher) are serialised by one async mutex and swap a new
-//! plugin in only after it validated and compiled; a call already running
-//! keeps the `Plugin` it started with.
+//! active version sit behind `ArcSwap`s. Changes (uploads, deletes,
+//! rollbacks, reloads from the watcher) are serialised by one mutex and swap
+//! a new version in only after it validated and compiled; a call already
+//! running keeps the `Plugin` it started with. A name is listed exactly
+//! while its `<name>.wasm` exists: a reload that finds the file gone removes
+//! the name.
 //!
 //! Files are written to `.tmp/` first, synced, then renamed into place, so a
 //! crash leaves either the old or the new file, never half of one; the loader
@@ -72,12 +78,57 @@ impl PluginMetrics {
     }
 }
 
-/// One plugin name: its active version (if any loaded), the last load
-/// error, and its metrics.
+/// A version of a plugin: a module and the manifest it runs with. They are
+/// stored, swapped in and rolled back together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionId {
+    /// SHA-256 of the module, hex.
+    pub module: String,
+    /// SHA-256 of the manifest's text, hex; `None` when the version has no
+    /// manifest (every setting at its default).
+    pub manifest: Option<String>,
+}
+
+impl VersionId {
+    fn of(bytes: &[u8], manifest: Option<&str>) -> VersionId {
+        VersionId {
+            module: sha256(bytes),
+            manifest: manifest.map(|text| sha256(text.as_bytes())),
+        }
+    }
+
+    /// The line this version takes in a history file: `<module> <manifest>`,
+    /// `-` for no manifest. A line holding only a module digest (written
+    /// before versions had manifests) reads as a version without one.
+    fn to_line(&self) -> String {
+        format!("{} {}", self.module, self.manifest.as_deref().unwrap_or("-"))
+    }
+
+    fn from_line(line: &str) -> Option<VersionId> {
+        let mut words = line.split_whitespace();
+        let module = words.next()?.to_owned();
+        let manifest = words.next().filter(|word| *word != "-").map(str::to_owned);
+        Some(VersionId { module, manifest })
+    }
+}
+
+/// The version that serves a plugin's calls.
+#[derive(Debug)]
+pub struct ActiveVersion {
+    /// The compiled plugin; its configuration is the manifest's.
+    pub plugin: Arc<Plugin>,
+    /// The manifest's text, if the version has one.
+    pub manifest: Option<String>,
+    /// Which version this is.
+    pub id: VersionId,
+}
+
+/// One plugin name: its active version (if one loaded), the last load
+/// error, and its metrics. A slot exists exactly while `<name>.wasm` does.
 #[derive(Debug, Default)]
 pub struct Slot {
     /// The version that serves calls.
-    pub active: ArcSwapOption<Plugin>,
+    pub active: ArcSwapOption<ActiveVersion>,
     /// Why the last load of this name failed, if it did.
     pub last_error: Mutex<Option<String>>,
     /// Call counters.
@@ -103,10 +154,10 @@ pub struct Registry {
     dir: PathBuf,
     runtime: Runtime,
     slots: ArcSwap<HashMap<String, Arc<Slot>>>,
-    writer: tokio::sync::Mutex<()>,
-    /// Serializes reloads (the watcher's and the initial load's), so a
-    /// slower, older read of a file can never replace a newer one.
-    reloading: Mutex<()>,
+    /// The one serialisation point: uploads, deletes, rollbacks and the
+    /// watcher's reloads each hold it from their first read to their last
+    /// write, so they apply one after another, never interleaved.
+    changes: Mutex<()>,
 }
 
 /// Why a registry change failed.
@@ -126,6 +177,15 @@ pub enum RegistryError {
     Io(#[from] std::io::Error),
 }
 
+/// What an upload does with the manifest.
+#[derive(Debug, Clone, Copy)]
+pub enum ManifestChange<'a> {
+    /// Keep the plugin's current manifest (or none, for a new plugin).
+    Keep,
+    /// Use this manifest text.
+    Set(&'a str),
+}
+
 impl Registry {
     /// A registry over `dir` (created if missing). Nothing is loaded yet.
     pub fn new(dir: &Path, runtime: Runtime) -> std::io::Result<Registry> {
@@ -136,8 +196,7 @@ impl Registry {
             dir: dir.to_owned(),
             runtime,
             slots: ArcSwap::from_pointee(HashMap::new()),
-            writer: tokio::sync::Mutex::new(()),
-            reloading: Mutex::new(()),
+            changes: Mutex::new(()),
         })
     }
 
@@ -182,42 +241,45 @@ impl Registry {
         }
     }
 
-    /// (Re)loads `name` from its files. On failure the old version keeps
-    /// serving and the error is recorded. Returns whether a new version was
-    /// swapped in.
+    /// (Re)loads `name` from its files, as the watcher does after a change.
+    /// When `<name>.wasm` is gone, so is the plugin. On a failed load the
+    /// old version keeps serving and the error is recorded. Returns whether
+    /// a new version was swapped in.
     pub fn reload(&self, name: &str) -> bool {
-        let _reloading = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _changes = self.lock_changes();
         let wasm = self.dir.join(format!("{name}.wasm"));
-        let slot = self.slot_or_insert(name);
         let bytes = match std::fs::read(&wasm) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                slot.active.store(None);
-                slot.set_error(None);
+                self.remove_slot(name);
                 return false;
             }
             Err(error) => {
-                slot.set_error(Some(format!("cannot read {}: {error}", wasm.display())));
+                self.slot_or_insert(name)
+                    .set_error(Some(format!("cannot read {}: {error}", wasm.display())));
                 return false;
             }
         };
-        let digest = hex::encode(Sha256::digest(&bytes));
-        if slot
-            .active
-            .load()
-            .as_ref()
-            .is_some_and(|active| active.digest() == digest)
-        {
-            return false;
-        }
-        let result = self
-            .read_manifest(name)
-            .and_then(|config| self.runtime.load(name, &bytes, &config).map_err(RegistryError::from));
+        let result = self.read_manifest(name).and_then(|manifest| {
+            let id = VersionId::of(&bytes, manifest.as_deref());
+            let current = self.slot(name).and_then(|slot| slot.active.load_full());
+            if current.is_some_and(|active| active.id == id) {
+                return Ok(None);
+            }
+            self.compile(name, &bytes, manifest, id).map(Some)
+        });
+        let slot = self.slot_or_insert(name);
         match result {
-            Ok(plugin) => {
-                let _ = self.keep_version(name, &digest, &bytes);
-                tracing::info!(plugin = name, digest = &digest[..12], "loaded");
-                slot.active.store(Some(Arc::new(plugin)));
+            Ok(None) => {
+                // The files hold the active version again: an error about
+                // one in between is history.
+                slot.set_error(None);
+                false
+            }
+            Ok(Some(version)) => {
+                let _ = self.keep_version(name, &version, &bytes);
+                tracing::info!(plugin = name, digest = &version.id.module[..12], "loaded");
+                slot.active.store(Some(Arc::new(version)));
                 slot.set_error(None);
                 true
             }
@@ -229,81 +291,117 @@ impl Registry {
         }
     }
 
-    /// Validates and compiles `bytes` (with `manifest`, if given), then
-    /// stores them as the new version of `name` and swaps it in. Nothing is
-    /// written when validation fails.
-    pub async fn upload(&self, name: &str, bytes: &[u8], manifest: Option<&str>) -> Result<Arc<Plugin>, RegistryError> {
-        let _writer = self.writer.lock().await;
-        let config = match manifest {
-            Some(text) => PluginConfig::from_toml(text).map_err(RegistryError::Manifest)?,
-            None => self.read_manifest(name)?,
+    /// Validates and compiles `bytes` with the manifest `change` asks for,
+    /// then stores both as the new version of `name` and swaps it in.
+    /// Nothing is written when validation fails.
+    pub fn upload(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        change: ManifestChange<'_>,
+    ) -> Result<Arc<ActiveVersion>, RegistryError> {
+        let _changes = self.lock_changes();
+        let manifest = match change {
+            ManifestChange::Set(text) => Some(text.to_owned()),
+            ManifestChange::Keep => self.read_manifest(name)?,
         };
-        let plugin = Arc::new(self.runtime.load(name, bytes, &config)?);
-        self.keep_version(name, plugin.digest(), bytes)?;
-        if let Some(text) = manifest {
-            self.write_atomically(&self.dir.join(format!("{name}.toml")), text.as_bytes())?;
-        }
-        self.write_atomically(&self.dir.join(format!("{name}.wasm")), bytes)?;
-        let slot = self.slot_or_insert(name);
-        slot.active.store(Some(plugin.clone()));
-        slot.set_error(None);
-        Ok(plugin)
+        self.install(name, bytes, manifest)
     }
 
     /// Removes `name`: its files and its slot. Its versions stay on disk.
-    pub async fn delete(&self, name: &str) -> Result<(), RegistryError> {
-        let _writer = self.writer.lock().await;
+    pub fn delete(&self, name: &str) -> Result<(), RegistryError> {
+        let _changes = self.lock_changes();
         if self.slot(name).is_none() {
             return Err(RegistryError::NotFound(format!("no plugin named `{name}`")));
         }
         for extension in ["wasm", "toml"] {
-            match std::fs::remove_file(self.dir.join(format!("{name}.{extension}"))) {
-                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
-                _ => {}
-            }
+            remove_if_present(&self.dir.join(format!("{name}.{extension}")))?;
         }
-        self.slots.rcu(|slots| {
-            let mut slots = HashMap::clone(slots);
-            slots.remove(name);
-            slots
-        });
+        self.remove_slot(name);
         Ok(())
     }
 
-    /// Switches `name` to the version with `digest`, or to the one before
-    /// the active version when `digest` is `None`.
-    pub async fn rollback(&self, name: &str, digest: Option<&str>) -> Result<Arc<Plugin>, RegistryError> {
+    /// Switches `name` to the newest stored version whose module has
+    /// `digest`, or to the version before the active one when `digest` is
+    /// `None`. The module and its manifest come back together.
+    pub fn rollback(&self, name: &str, digest: Option<&str>) -> Result<Arc<ActiveVersion>, RegistryError> {
+        let _changes = self.lock_changes();
         let history = self.versions(name);
-        let active = self.slot(name).and_then(|slot| slot.active.load_full());
         let target = match digest {
-            Some(digest) => history.iter().find(|version| version.as_str() == digest).cloned(),
+            Some(digest) => history.iter().rev().find(|version| version.module == digest),
             None => {
-                let active_digest = active.as_ref().map(|plugin| plugin.digest().to_owned());
+                let active = self.slot(name).and_then(|slot| slot.active.load_full());
                 let position = history
                     .iter()
-                    .rposition(|version| Some(version) == active_digest.as_ref());
+                    .rposition(|version| active.as_ref().is_some_and(|active| active.id == *version));
                 position
                     .and_then(|index| index.checked_sub(1))
-                    .map(|index| history[index].clone())
+                    .map(|index| &history[index])
             }
         }
         .ok_or_else(|| RegistryError::NotFound(format!("`{name}` has no such version to roll back to")))?;
-        let bytes = std::fs::read(self.versions_dir(name).join(format!("{target}.wasm")))?;
-        self.upload(name, &bytes, None).await
+        let versions = self.versions_dir(name);
+        let bytes = std::fs::read(versions.join(format!("{}.wasm", target.module)))?;
+        let manifest = match &target.manifest {
+            Some(digest) => Some(std::fs::read_to_string(versions.join(format!("{digest}.toml")))?),
+            None => None,
+        };
+        self.install(name, &bytes, manifest)
     }
 
-    /// Known versions of `name`, oldest first (by first upload).
-    pub fn versions(&self, name: &str) -> Vec<String> {
-        std::fs::read_to_string(self.versions_dir(name).join("history"))
-            .map(|text| {
-                let mut seen = Vec::new();
-                for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
-                    seen.retain(|digest: &String| digest != line);
-                    seen.push(line.to_owned());
-                }
-                seen
-            })
-            .unwrap_or_default()
+    /// Known versions of `name`, oldest first; a version used again moves
+    /// to the end.
+    pub fn versions(&self, name: &str) -> Vec<VersionId> {
+        let Ok(text) = std::fs::read_to_string(self.versions_dir(name).join("history")) else {
+            return Vec::new();
+        };
+        let mut seen: Vec<VersionId> = Vec::new();
+        for version in text.lines().filter_map(VersionId::from_line) {
+            seen.retain(|known| *known != version);
+            seen.push(version);
+        }
+        seen
+    }
+
+    /// The text of a stored manifest, by its digest.
+    pub fn stored_manifest(&self, name: &str, digest: &str) -> Option<String> {
+        std::fs::read_to_string(self.versions_dir(name).join(format!("{digest}.toml"))).ok()
+    }
+
+    fn lock_changes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Compiles, stores and swaps in a version. Runs under `changes`.
+    fn install(&self, name: &str, bytes: &[u8], manifest: Option<String>) -> Result<Arc<ActiveVersion>, RegistryError> {
+        let id = VersionId::of(bytes, manifest.as_deref());
+        let version = self.compile(name, bytes, manifest, id)?;
+        self.keep_version(name, &version, bytes)?;
+        match &version.manifest {
+            Some(text) => self.write_atomically(&self.dir.join(format!("{name}.toml")), text.as_bytes())?,
+            None => remove_if_present(&self.dir.join(format!("{name}.toml")))?,
+        }
+        self.write_atomically(&self.dir.join(format!("{name}.wasm")), bytes)?;
+        let version = Arc::new(version);
+        let slot = self.slot_or_insert(name);
+        slot.active.store(Some(version.clone()));
+        slot.set_error(None);
+        Ok(version)
+    }
+
+    fn compile(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        manifest: Option<String>,
+        id: VersionId,
+    ) -> Result<ActiveVersion, RegistryError> {
+        let config = match &manifest {
+            Some(text) => PluginConfig::from_toml(text).map_err(RegistryError::Manifest)?,
+            None => PluginConfig::default(),
+        };
+        let plugin = Arc::new(self.runtime.load(name, bytes, &config)?);
+        Ok(ActiveVersion { plugin, manifest, id })
     }
 
     fn slot_or_insert(&self, name: &str) -> Arc<Slot> {
@@ -319,10 +417,20 @@ impl Registry {
         inserted.expect("rcu ran at least once")
     }
 
-    fn read_manifest(&self, name: &str) -> Result<PluginConfig, RegistryError> {
+    fn remove_slot(&self, name: &str) {
+        if self.slot(name).is_some() {
+            self.slots.rcu(|slots| {
+                let mut slots = HashMap::clone(slots);
+                slots.remove(name);
+                slots
+            });
+        }
+    }
+
+    fn read_manifest(&self, name: &str) -> Result<Option<String>, RegistryError> {
         match std::fs::read_to_string(self.dir.join(format!("{name}.toml"))) {
-            Ok(text) => PluginConfig::from_toml(&text).map_err(RegistryError::Manifest),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(PluginConfig::default()),
+            Ok(text) => Ok(Some(text)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error.into()),
         }
     }
@@ -331,19 +439,27 @@ impl Registry {
         self.dir.join(".versions").join(name)
     }
 
-    fn keep_version(&self, name: &str, digest: &str, bytes: &[u8]) -> std::io::Result<()> {
+    /// Stores the module and manifest by digest and appends the version to
+    /// the history, unless it is the newest entry already.
+    fn keep_version(&self, name: &str, version: &ActiveVersion, bytes: &[u8]) -> std::io::Result<()> {
         let dir = self.versions_dir(name);
         std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("{digest}.wasm"));
-        if !path.exists() {
-            self.write_atomically(&path, bytes)?;
+        let module = dir.join(format!("{}.wasm", version.id.module));
+        if !module.exists() {
+            self.write_atomically(&module, bytes)?;
         }
-        if self.versions(name).last().map(String::as_str) != Some(digest) {
+        if let (Some(digest), Some(text)) = (&version.id.manifest, &version.manifest) {
+            let path = dir.join(format!("{digest}.toml"));
+            if !path.exists() {
+                self.write_atomically(&path, text.as_bytes())?;
+            }
+        }
+        if self.versions(name).last() != Some(&version.id) {
             let mut history = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(dir.join("history"))?;
-            writeln!(history, "{digest}")?;
+            writeln!(history, "{}", version.id.to_line())?;
             history.sync_all()?;
         }
         Ok(())
@@ -359,6 +475,17 @@ impl Registry {
             std::fs::File::open(parent)?.sync_all()?;
         }
         Ok(())
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
     }
 }
 

@@ -6,12 +6,16 @@
 //! (examples, coverage, fuzzing, stateful) with at most N cases per
 //! operation and a wall-clock bound on the whole run.
 //!
-//! The property that fails the command is "no request gets a 5xx". The
-//! conformance checks (status codes, content types, headers, response
-//! schemas, auth) run too and are reported, so a wrong document shows up.
-//! `positive_data_acceptance` is left out: a schema cannot say "valid wasm"
-//! or "arguments that fit this function's signature", so schema-valid
-//! uploads and calls are rightly rejected with 4xx.
+//! Every check schemathesis has runs, and any failure fails the command: no
+//! request gets a 5xx, and every response matches the document (status code,
+//! content type, headers, response schema), negative data is rejected and
+//! auth is not ignored. The verdict comes from schemathesis's exit status and
+//! from the check results in its NDJSON report, never from its text output.
+//! Two checks are left out: `positive_data_acceptance`, since a schema
+//! cannot say "valid wasm" or "arguments that fit this function's
+//! signature", so schema-valid uploads and calls are rightly rejected with
+//! 4xx; and `use_after_free`, since a deleted plugin's versions stay for
+//! rollback, so a rollback after a delete rightly succeeds.
 //!
 //! The `call` and `invoke` operations draw the plugin and function names
 //! from the loaded plugins most of the time (a schemathesis dictionary), so
@@ -46,7 +50,8 @@ struct Summary {
     operations_selected: String,
     operations_tested: u64,
     cases_generated: u64,
-    /// `(code, description, count)`, e.g. `("ST101", "Server error", 2)`.
+    /// `(code, description, count)`, e.g. `("ST101", "Server error", 2)`,
+    /// for the figures only: the verdict comes from the NDJSON report.
     failures: Vec<(String, String, u64)>,
     /// schemathesis's own errors (network, schema), verbatim.
     errors: Vec<String>,
@@ -58,7 +63,8 @@ struct Summary {
 }
 
 /// Runs schemathesis against the service and returns a markdown section;
-/// an error if any request got a 5xx.
+/// an error if schemathesis exits other than 0, any check failed, or any
+/// request got a 5xx.
 pub fn run(sh: &Shell, max_examples: u32) -> anyhow::Result<String> {
     anyhow::ensure!(max_examples > 0, "--cases must be at least 1");
     let st = ensure_schemathesis(sh)?;
@@ -117,13 +123,13 @@ pub fn run(sh: &Shell, max_examples: u32) -> anyhow::Result<String> {
     eprintln!("api-fuzz: schemathesis against {base} (at most {max_examples} cases per operation)");
     // In the temporary directory: schemathesis keeps a `.schemathesis/` cache
     // of failing cases in its working directory.
-    let (output, timed_out) = run_bounded(&st, &args, work.path(), TIME_LIMIT)?;
+    let (output, status) = run_bounded(&st, &args, work.path(), TIME_LIMIT)?;
     let elapsed = started.elapsed();
     drop(server);
 
-    if timed_out {
+    let Some(status) = status else {
         bail!("schemathesis did not finish within {TIME_LIMIT:?}; killed it");
-    }
+    };
     let summary = parse(&output).context("cannot read schemathesis's summary; its output is above")?;
     let ndjson = std::fs::read_dir(&reports)
         .context("schemathesis wrote no report")?
@@ -133,16 +139,42 @@ pub fn run(sh: &Shell, max_examples: u32) -> anyhow::Result<String> {
     let traffic = Traffic::read(&ndjson, &base)?;
     let markdown = render(&summary, &traffic, max_examples, elapsed);
 
-    let flagged: u64 = summary
-        .failures
-        .iter()
-        .filter(|(code, ..)| is_server_error(code))
-        .map(|(.., count)| count)
-        .sum();
-    if flagged > 0 || !traffic.server_errors.is_empty() {
-        eprintln!("\n{markdown}");
+    let mut problems = Vec::new();
+    // schemathesis exits 1 when a check failed, 2 when it could not do its
+    // job (an error, or nothing tested).
+    if !status.success() {
+        problems.push(format!("schemathesis exited with {status}"));
+    }
+    if !traffic.failed_checks.is_empty() {
+        let by_check: Vec<String> = traffic
+            .failed_checks
+            .iter()
+            .map(|(check, failures)| format!("{check} ×{}", failures.len()))
+            .collect();
+        problems.push(format!("checks failed: {}", by_check.join(", ")));
+    }
+    if !traffic.server_errors.is_empty() {
+        problems.push(format!("{} request(s) got a 5xx", traffic.server_errors.len()));
+    }
+    if traffic.checks_run == 0 {
+        problems.push("the NDJSON report holds no check results".to_owned());
+    }
+    if problems.is_empty() {
+        return Ok(markdown);
+    }
+    eprintln!("\n{markdown}");
+    for (check, failures) in &traffic.failed_checks {
         eprintln!(
-            "api-fuzz: {} request(s) got a 5xx ({flagged} unique per schemathesis); the cases:\n",
+            "api-fuzz: `{check}` failed {} time(s); the first ones:\n",
+            failures.len()
+        );
+        for (kind, message, curl) in failures.iter().take(3) {
+            eprintln!("# {kind}: {message}\n{curl}\n");
+        }
+    }
+    if !traffic.server_errors.is_empty() {
+        eprintln!(
+            "api-fuzz: {} request(s) got a 5xx; the cases:\n",
             traffic.server_errors.len()
         );
         for case in &summary.server_error_cases {
@@ -162,16 +194,11 @@ pub fn run(sh: &Shell, max_examples: u32) -> anyhow::Result<String> {
                  which this run's single worker should never do"
             );
         }
-        bail!(
-            "the API answered {} request(s) with a server error (5xx)",
-            traffic.server_errors.len().max(flagged as usize)
-        );
     }
     if !summary.errors.is_empty() {
-        eprintln!("\n{markdown}");
-        bail!("schemathesis reported errors:\n{}", summary.errors.join("\n"));
+        eprintln!("api-fuzz: schemathesis reported errors:\n{}", summary.errors.join("\n"));
     }
-    Ok(markdown)
+    bail!("api-fuzz failed: {}", problems.join("; "))
 }
 
 /// The run's configuration: `call` names `process(i32)` and `invoke` names
@@ -217,11 +244,6 @@ phases.coverage.extra-data-sources.responses = false
 phases.fuzzing.extra-data-sources.responses = false
 "#;
 
-/// Failure codes that mean the service answered 5xx.
-fn is_server_error(code: &str) -> bool {
-    matches!(code, "ST101" | "ST102")
-}
-
 /// The `st` executable in `target/schemathesis-venv`, created with
 /// `python3 -m venv` and filled from PyPI the first time.
 fn ensure_schemathesis(sh: &Shell) -> anyhow::Result<PathBuf> {
@@ -257,8 +279,14 @@ fn ensure_schemathesis(sh: &Shell) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs `program args` in `dir`, echoing its output to stderr as it comes and
-/// returning it; kills it after `limit` (the bool says whether it did).
-fn run_bounded(program: &Path, args: &[String], dir: &Path, limit: Duration) -> anyhow::Result<(String, bool)> {
+/// returning it with its exit status; kills it after `limit` (then the
+/// status is `None`).
+fn run_bounded(
+    program: &Path,
+    args: &[String],
+    dir: &Path,
+    limit: Duration,
+) -> anyhow::Result<(String, Option<std::process::ExitStatus>)> {
     let mut child = Command::new(program)
         .args(args)
         .current_dir(dir)
@@ -285,19 +313,17 @@ fn run_bounded(program: &Path, args: &[String], dir: &Path, limit: Duration) -> 
         all
     });
     let deadline = Instant::now() + limit;
-    let mut timed_out = false;
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            timed_out = true;
-            break;
+            break None;
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
     let mut output = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the output reader panicked"))?;
@@ -306,7 +332,7 @@ fn run_bounded(program: &Path, args: &[String], dir: &Path, limit: Duration) -> 
         eprintln!("{errors}");
         output.push_str(&errors);
     }
-    Ok((output, timed_out))
+    Ok((output, status))
 }
 
 /// Reads the summary schemathesis prints at the end of a run.
@@ -445,10 +471,16 @@ fn strip_symbols(line: &str) -> String {
     out
 }
 
-/// Every request schemathesis sent, from its NDJSON report: answers by
-/// operation and status, and the requests that got a 5xx.
+/// Every request schemathesis sent and every check it ran, from its NDJSON
+/// report: answers by operation and status, the requests that got a 5xx,
+/// and the checks that failed.
 #[derive(Debug, Default)]
 struct Traffic {
+    /// Check results read (each check on each case once).
+    checks_run: u64,
+    /// Check name → `(failure type, message, curl command)` for each case
+    /// it failed on.
+    failed_checks: BTreeMap<String, Vec<(String, String, String)>>,
     /// `"POST /v1/plugins/{name}/call/{function}"` → status → count, in
     /// route order; methods the route does not have go under `other method`.
     by_operation: Vec<(String, BTreeMap<u16, u64>)>,
@@ -481,6 +513,7 @@ impl Traffic {
             ..Traffic::default()
         };
         let mut seen = HashSet::new();
+        let mut seen_checks = HashSet::new();
         let file = std::fs::File::open(ndjson).with_context(|| format!("cannot open {}", ndjson.display()))?;
         for line in std::io::BufReader::new(file).lines() {
             let line = line?;
@@ -488,9 +521,30 @@ impl Traffic {
                 continue;
             }
             let event: serde_json::Value = serde_json::from_str(&line).context("a bad line in the NDJSON report")?;
-            let Some(interactions) = event["ScenarioFinished"]["recorder"]["interactions"].as_object() else {
+            let recorder = &event["ScenarioFinished"]["recorder"];
+            let Some(interactions) = recorder["interactions"].as_object() else {
                 continue;
             };
+            for (id, checks) in recorder["checks"].as_object().into_iter().flatten() {
+                for check in checks.as_array().into_iter().flatten() {
+                    let name = check["name"].as_str().unwrap_or("?");
+                    if !seen_checks.insert((id.clone(), name.to_owned())) {
+                        continue;
+                    }
+                    traffic.checks_run += 1;
+                    // `success`, `failure`, `error` or `skip` (schemathesis's
+                    // `Status`); a check that could not run is an error too.
+                    if matches!(check["status"].as_str(), Some("failure" | "error")) {
+                        let failure = &check["failure_info"]["failure"];
+                        let request = &interactions.get(id).map_or(&serde_json::Value::Null, |i| &i["request"]);
+                        traffic.failed_checks.entry(name.to_owned()).or_default().push((
+                            failure["type"].as_str().unwrap_or("?").to_owned(),
+                            failure["message"].as_str().unwrap_or("").to_owned(),
+                            curl(request),
+                        ));
+                    }
+                }
+            }
             for (id, interaction) in interactions {
                 let Some(status) = interaction["response"]["status_code"].as_u64() else {
                     continue;
@@ -617,6 +671,7 @@ fn render(summary: &Summary, traffic: &Traffic, max_examples: u32, elapsed: Dura
         out.push_str(&format!("| {phase} phase | {result} |\n"));
     }
     out.push_str(&format!("| responses 5xx | {} |\n", traffic.server_errors.len()));
+    out.push_str(&format!("| check results | {} |\n", traffic.checks_run));
 
     out.push_str("\nResponses by operation (every phase; methods a route lacks count as `other`):\n\n");
     out.push_str("| operation | requests | 2xx | 4xx | 5xx | statuses |\n|---|---|---|---|---|---|\n");
@@ -639,14 +694,17 @@ fn render(summary: &Summary, traffic: &Traffic, max_examples: u32, elapsed: Dura
         ));
     }
 
-    out.push_str("\nFailures by check (unique, as schemathesis counts them):\n\n");
-    if summary.failures.is_empty() {
+    out.push_str("\nFailed checks (from the NDJSON report, one per case):\n\n");
+    if traffic.failed_checks.is_empty() {
         out.push_str("None: no 5xx, and every response matched the document.\n");
     } else {
-        out.push_str("| check | unique failures |\n|---|---|\n");
+        out.push_str("| check | failed cases |\n|---|---|\n");
+        for (check, failures) in &traffic.failed_checks {
+            out.push_str(&format!("| `{check}` | {} |\n", failures.len()));
+        }
+        out.push_str("\nAs schemathesis summarised them (unique):\n\n| check | unique failures |\n|---|---|\n");
         for (code, description, count) in &summary.failures {
-            let marker = if is_server_error(code) { " (server error)" } else { "" };
-            out.push_str(&format!("| {code} {description}{marker} | {count} |\n"));
+            out.push_str(&format!("| {code} {description} | {count} |\n"));
         }
     }
     if !summary.errors.is_empty() {
@@ -711,6 +769,44 @@ Test cases:
 
 Seed: 1
 ";
+
+    #[test]
+    fn reads_failed_checks_and_server_errors_from_the_report() {
+        let request = r#"{"method":"GET","uri":"http://127.0.0.1:1/v1/plugins","headers":{}}"#;
+        let scenario = |id: &str, status: u16, checks: &str| {
+            format!(
+                r#"{{"ScenarioFinished":{{"recorder":{{"interactions":{{"{id}":{{"request":{request},"response":{{"status_code":{status},"content":{{"string":"x"}}}}}}}},"checks":{{"{id}":{checks}}}}}}}}}"#
+            )
+        };
+        let failed = r#"[{"name":"not_a_server_error","status":"success"},{"name":"response_schema_conformance","status":"failure","failure_info":{"failure":{"type":"JsonSchemaError","message":"'a' is not of type 'integer'"}}}]"#;
+        let report = [
+            r#"{"Initialize":{}}"#.to_owned(),
+            scenario("a1", 200, failed),
+            // The same case again in a later event counts once.
+            scenario("a1", 200, failed),
+            scenario("b2", 500, r#"[{"name":"not_a_server_error","status":"failure","failure_info":{"failure":{"type":"ServerError","message":"500"}}}]"#),
+            scenario("c3", 404, r#"[{"name":"status_code_conformance","status":"skip"}]"#),
+        ]
+        .join("\n");
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), report).unwrap();
+        let traffic = super::Traffic::read(file.path(), "http://127.0.0.1:1").unwrap();
+        assert_eq!(traffic.checks_run, 4);
+        let failed: Vec<(&str, usize)> = traffic
+            .failed_checks
+            .iter()
+            .map(|(check, failures)| (check.as_str(), failures.len()))
+            .collect();
+        assert_eq!(failed, [("not_a_server_error", 1), ("response_schema_conformance", 1)]);
+        let (kind, message, curl) = &traffic.failed_checks["response_schema_conformance"][0];
+        assert_eq!(
+            (kind.as_str(), message.as_str()),
+            ("JsonSchemaError", "'a' is not of type 'integer'")
+        );
+        assert!(curl.contains("http://127.0.0.1:1/v1/plugins"), "{curl}");
+        assert_eq!(traffic.server_errors.len(), 1);
+        assert_eq!(traffic.requests, 3);
+    }
 
     #[test]
     fn reads_the_summary() {

@@ -1,19 +1,103 @@
 //! The plugin contract: one snapshot per violation code, the default policy,
 //! and `RequiredExport` parsing.
 
+use serde::de::{value::Error as ValueError, IntoDeserializer};
+use serde::Deserialize as _;
 use wasmplug_inspect::{
     check as check_contract, is_acceptable, ModuleReport, Policy, RequiredExport, Severity, Violation, ViolationCode,
 };
 
 use crate::modules::wat_module;
 
-/// Checks the generated module `name` against `policy`, snapshots the
-/// violations as JSON, and returns them.
-fn check(snapshot: &str, name: &str, policy: &Policy) -> Vec<Violation> {
-    let report = ModuleReport::from_bytes(&wat_module(name)).unwrap();
-    let violations = check_contract(&report, policy);
+/// One contract snapshot: the generated module checked against a policy.
+struct Case {
+    /// The snapshot is `contract_<snapshot>`.
+    snapshot: &'static str,
+    module: &'static str,
+    policy: fn() -> Policy,
+}
+
+/// Every contract snapshot. The tests below check one each;
+/// `every_code_has_a_snapshot` checks what their snapshot files show.
+const CASES: &[Case] = &[
+    Case {
+        snapshot: "passes",
+        module: "plugin",
+        policy: || requiring(&["process:(i32)->i32", "invoke:()->i32"]),
+    },
+    Case {
+        snapshot: "command_module",
+        module: "command",
+        policy: Policy::default,
+    },
+    Case {
+        snapshot: "start_function",
+        module: "start_function",
+        policy: Policy::default,
+    },
+    Case {
+        snapshot: "missing_export_and_export_signature",
+        module: "plugin",
+        policy: || {
+            requiring(&[
+                "process:(i32)->i32",
+                "run:()->nil",
+                "invoke:(i32)->i32",
+                "memory:()->nil",
+            ])
+        },
+    },
+    Case {
+        snapshot: "forbidden_import",
+        module: "imports_every_kind",
+        policy: Policy::default,
+    },
+    Case {
+        snapshot: "wasi_not_allowed",
+        module: "wasi_reactor",
+        policy: || Policy {
+            allow_wasi: false,
+            ..Policy::default()
+        },
+    },
+    Case {
+        snapshot: "bad_host_imports",
+        module: "bad_host_imports",
+        policy: Policy::default,
+    },
+    Case {
+        snapshot: "memory_limits",
+        module: "memory_limits",
+        policy: || Policy {
+            max_memory_pages: 1024,
+            ..Policy::default()
+        },
+    },
+    Case {
+        snapshot: "module_too_large",
+        module: "exports_every_kind",
+        policy: || Policy {
+            max_module_bytes: 8,
+            ..Policy::default()
+        },
+    },
+];
+
+/// Checks the case named `snapshot`, snapshots its violations as JSON, and
+/// returns them.
+fn check(snapshot: &str) -> Vec<Violation> {
+    let case = CASES
+        .iter()
+        .find(|case| case.snapshot == snapshot)
+        .unwrap_or_else(|| panic!("no contract case named {snapshot}"));
+    let violations = violations(case);
     insta::assert_json_snapshot!(format!("contract_{snapshot}"), violations);
     violations
+}
+
+fn violations(case: &Case) -> Vec<Violation> {
+    let report = ModuleReport::from_bytes(&wat_module(case.module)).unwrap();
+    check_contract(&report, &(case.policy)())
 }
 
 fn codes(violations: &[Violation]) -> Vec<&'static str> {
@@ -29,37 +113,27 @@ fn requiring(exports: &[&str]) -> Policy {
 
 #[test]
 fn a_good_plugin_passes() {
-    let violations = check(
-        "passes",
-        "plugin",
-        &requiring(&["process:(i32)->i32", "invoke:()->i32"]),
-    );
+    let violations = check("passes");
     assert!(violations.is_empty(), "{violations:?}");
     assert!(is_acceptable(&violations));
 }
 
 #[test]
 fn command_module() {
-    let violations = check("command_module", "command", &Policy::default());
+    let violations = check("command_module");
     assert_eq!(codes(&violations), ["command-module"]);
     assert!(!is_acceptable(&violations));
 }
 
 #[test]
 fn start_function() {
-    let violations = check("start_function", "start_function", &Policy::default());
+    let violations = check("start_function");
     assert_eq!(codes(&violations), ["start-function"]);
 }
 
 #[test]
 fn missing_export_and_export_signature() {
-    let policy = requiring(&[
-        "process:(i32)->i32",
-        "run:()->nil",
-        "invoke:(i32)->i32",
-        "memory:()->nil",
-    ]);
-    let violations = check("missing_export_and_export_signature", "plugin", &policy);
+    let violations = check("missing_export_and_export_signature");
     assert_eq!(
         codes(&violations),
         ["missing-export", "export-signature", "export-signature"]
@@ -68,7 +142,7 @@ fn missing_export_and_export_signature() {
 
 #[test]
 fn forbidden_import() {
-    let violations = check("forbidden_import", "imports_every_kind", &Policy::default());
+    let violations = check("forbidden_import");
     assert!(
         codes(&violations).iter().all(|code| *code == "forbidden-import"),
         "{violations:?}"
@@ -78,11 +152,7 @@ fn forbidden_import() {
 
 #[test]
 fn wasi_is_forbidden_when_not_allowed() {
-    let policy = Policy {
-        allow_wasi: false,
-        ..Policy::default()
-    };
-    let violations = check("wasi_not_allowed", "wasi_reactor", &policy);
+    let violations = check("wasi_not_allowed");
     assert_eq!(codes(&violations), ["forbidden-import"; 4]);
     assert!(check_contract(
         &ModuleReport::from_bytes(&wat_module("wasi_reactor")).unwrap(),
@@ -93,7 +163,7 @@ fn wasi_is_forbidden_when_not_allowed() {
 
 #[test]
 fn host_and_wasi_imports_are_checked_by_name_and_signature() {
-    let violations = check("bad_host_imports", "bad_host_imports", &Policy::default());
+    let violations = check("bad_host_imports");
     assert_eq!(
         codes(&violations),
         [
@@ -110,11 +180,7 @@ fn host_and_wasi_imports_are_checked_by_name_and_signature() {
 
 #[test]
 fn memory_limits() {
-    let policy = Policy {
-        max_memory_pages: 1024,
-        ..Policy::default()
-    };
-    let violations = check("memory_limits", "memory_limits", &policy);
+    let violations = check("memory_limits");
     assert_eq!(codes(&violations), ["memory-max-exceeded", "memory-no-maximum"]);
     assert_eq!(violations[1].severity, Severity::Warning);
     assert!(!is_acceptable(&violations));
@@ -123,33 +189,49 @@ fn memory_limits() {
 
 #[test]
 fn module_too_large() {
-    let policy = Policy {
-        max_module_bytes: 8,
-        ..Policy::default()
-    };
-    let violations = check("module_too_large", "exports_every_kind", &policy);
+    let violations = check("module_too_large");
     assert_eq!(codes(&violations), ["memory-no-maximum", "module-too-large"]);
 }
 
+/// Every violation code appears in a contract snapshot. The codes come from
+/// the enum itself (serde's variant indices, so a new variant is seen
+/// without anyone listing it here), and what each snapshot file shows is
+/// compared with what its case yields today.
 #[test]
-fn every_code_has_a_snapshot_above() {
-    let covered = [
-        "command-module",
-        "start-function",
-        "missing-export",
-        "export-signature",
-        "forbidden-import",
-        "unknown-host-import",
-        "host-import-signature",
-        "unknown-wasi-import",
-        "wasi-import-signature",
-        "missing-memory",
-        "memory-max-exceeded",
-        "memory-no-maximum",
-        "module-too-large",
-    ];
-    let all: Vec<&str> = ViolationCode::ALL.iter().map(|code| code.as_str()).collect();
-    assert_eq!(all, covered);
+fn every_code_has_a_snapshot() {
+    let variants: Vec<ViolationCode> = (0_u32..)
+        .map_while(|index| {
+            let index = <u32 as IntoDeserializer<'_, ValueError>>::into_deserializer(index);
+            ViolationCode::deserialize(index).ok()
+        })
+        .collect();
+    let mut all = ViolationCode::ALL.to_vec();
+    all.sort();
+    assert_eq!(all, variants, "ViolationCode::ALL lists every variant once");
+
+    let snapshots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/all/snapshots");
+    let mut shown = std::collections::BTreeSet::new();
+    for case in CASES {
+        let path = snapshots.join(format!("all__contract__contract_{}.snap", case.snapshot));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        // An insta file: `---`, a header, `---`, then the snapshot.
+        let body = text.splitn(3, "---\n").nth(2).expect("an insta snapshot file");
+        let in_file: Vec<Violation> = serde_json::from_str(body).unwrap();
+        let today = violations(case);
+        assert_eq!(
+            codes(&in_file),
+            codes(&today),
+            "{} shows other codes than its case yields",
+            path.display()
+        );
+        shown.extend(in_file.iter().map(|violation| violation.code));
+    }
+    let missing: Vec<&str> = variants
+        .iter()
+        .filter(|code| !shown.contains(code))
+        .map(|code| code.as_str())
+        .collect();
+    assert!(missing.is_empty(), "codes no contract snapshot shows: {missing:?}");
 }
 
 #[test]
@@ -174,8 +256,7 @@ fn required_exports_parse_and_print() {
 
 #[test]
 fn violations_render_as_one_line() {
-    let report = ModuleReport::from_bytes(&wat_module("command")).unwrap();
-    let violation = &check_contract(&report, &Policy::default())[0];
+    let violation = &violations(&CASES[1])[0];
     assert!(violation.to_string().starts_with("error[command-module]: "));
     assert_eq!(violation.code, "command-module");
 }

@@ -2,8 +2,8 @@
 //! continuously, others call every adversarial plugin. Each hostile call
 //! ends with its own typed error within its limit, no healthy call fails,
 //! the service stays up, and its memory comes back to within 10% of where
-//! it started. The healthy p99 alone and under attack is printed, not
-//! asserted (this machine is shared and noisy).
+//! it started. The healthy p99 under attack stays far below the hostile
+//! calls' limit: no healthy call waits for a hostile one.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +15,20 @@ mod support;
 use support::{code, plugin, request, start};
 
 const LIMITS: &str = "[limits]\ncall_timeout_ms = 200\nmax_memory_bytes = 8388608\nmax_output_bytes = 1048576\n";
+/// The hostile calls' time limit, as in [`LIMITS`].
+const HOSTILE_LIMIT: Duration = Duration::from_millis(200);
+/// The healthy p99 under attack must stay below this. Measured in a debug
+/// build on 2 cores it is 3 to 11 ms (at a load average of 16; 1.2 to 4.9
+/// times the p99 alone in RELIABILITY.md), so a busy shared machine has
+/// about ten times that. A call path that blocked on a hostile call would
+/// make every healthy call that met one wait for the hostile call's whole
+/// limit, 200 ms; endless loops are in flight for much of the attack, so
+/// far more than 1% of healthy calls would (measured with the lane
+/// replaced by a blocking poll: p99 196 and 211 ms). An absolute bound
+/// rather than a ratio to the p99 alone: that p99 is a millisecond or a
+/// few, and the ratio of two such noisy figures ranged from 0.6 to 7.4 in
+/// eight passing runs.
+const HEALTHY_P99_UNDER_ATTACK: Duration = Duration::from_millis(100);
 
 /// Each hostile call: path, verb, body, the error code it must end with.
 const HOSTILE_CASES: [(&str, &str, &[u8], &str); 7] = [
@@ -82,14 +96,16 @@ fn p99(mut latencies: Vec<Duration>) -> Duration {
     latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)]
 }
 
+/// The service's resident memory. A reading that fails fails the test: a
+/// made-up figure would let the memory assertion pass without measuring.
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {path}: {error}"));
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS figure in {path}:\n{status}"))
 }
 
 #[test]
@@ -130,7 +146,10 @@ fn hostile_plugins_do_not_hurt_healthy_calls() {
                         let (status, answer) = request(address, "POST", path, body).expect("the service answers");
                         let elapsed = started.elapsed();
                         assert_eq!((status, code(&answer).as_str()), (422, *expected), "{path}");
-                        assert!(elapsed < Duration::from_millis(200 + 300), "{path} took {elapsed:?}");
+                        assert!(
+                            elapsed < HOSTILE_LIMIT + Duration::from_millis(300),
+                            "{path} took {elapsed:?}"
+                        );
                     }
                 }
             })
@@ -161,6 +180,13 @@ fn hostile_plugins_do_not_hurt_healthy_calls() {
         (rss_settled as f64 - rss_start as f64) * 100.0 / rss_start as f64
     );
     assert!(!under_attack.is_empty());
+    let p99_under_attack = p99(under_attack.clone());
+    assert!(
+        p99_under_attack < HEALTHY_P99_UNDER_ATTACK,
+        "healthy calls waited for hostile ones: p99 {p99_under_attack:?} under attack ({:?} alone), \
+         hostile calls last up to {HOSTILE_LIMIT:?}",
+        p99(alone.clone())
+    );
     // Memory, unlike latency, does not depend on how busy the machine is.
     assert!(
         rss_settled * 10 <= rss_start * 11,

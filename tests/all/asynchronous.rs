@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmplug_runtime::{InstancePolicy, Limits, PluginConfig, RuntimeError, Value, WasiGrants};
+use wasmplug_inspect::ValType;
+use wasmplug_runtime::{InstancePolicy, Limits, OutputStream, PluginConfig, RuntimeError, TrapCode, Value, WasiGrants};
 use wasmplug_tests::{endless_loop, load, load_with, with_limits};
 
 /// A single-threaded executor: anything else that runs while a plugin call
@@ -29,6 +30,10 @@ fn async_calls_answer_like_sync_calls() {
     let error = executor
         .block_on(process.call_async("process", &[Value::I64(21)]))
         .unwrap_err();
+    assert!(
+        matches!(&error, RuntimeError::ArgumentType { function, index: 0, expected: ValType::I32, .. } if function == "process"),
+        "{error}"
+    );
     assert_eq!(error.code(), "argument_type");
 }
 
@@ -100,37 +105,72 @@ fn the_timeout_is_wall_clock_even_when_the_call_waits_for_its_thread() {
     );
 }
 
+/// Whether an error is the one a case must end with.
+type IsExpected<'a> = dyn Fn(&RuntimeError) -> bool + 'a;
+
 #[test]
 fn hostile_plugins_fail_the_same_way_async() {
     let executor = current_thread();
+    let timeout = Duration::from_millis(100);
+    let max_memory_bytes = 16 << 20;
     let limits = Limits {
-        call_timeout: Duration::from_millis(100),
-        max_memory_bytes: 16 << 20,
+        call_timeout: timeout,
+        max_memory_bytes,
         ..Limits::default()
     };
+    let defaults = Limits::default();
     let config = with_limits(limits);
-    for (plugin, function, bytes_abi) in [
-        ("loop_forever", "spin", false),
-        ("memory_bomb", "grow", false),
-        ("recurse", "deep", false),
-        ("traps", "unreachable_trap", false),
-        ("traps", "div_zero", false),
-        ("traps_cpp", "nested_trap", false),
-        ("output_flood", "flood", true),
-    ] {
+    let trap = |error: &RuntimeError, expected: TrapCode| matches!(error, RuntimeError::Trap { code, .. } if *code == expected);
+    // Each case: plugin, function, arguments (`None` for a bytes-ABI call),
+    // and the one error both kinds of call must end with.
+    let cases: [(&str, &str, Option<&[Value]>, &IsExpected<'_>); 7] = [
+        (
+            "loop_forever",
+            "spin",
+            Some(&[]),
+            &|error| matches!(error, RuntimeError::Timeout { limit } if *limit == timeout),
+        ),
+        ("memory_bomb", "grow", Some(&[]), &|error| {
+            matches!(error, RuntimeError::MemoryLimit { limit_bytes, requested_bytes }
+                if *limit_bytes == max_memory_bytes && *requested_bytes > max_memory_bytes)
+        }),
+        (
+            "recurse",
+            "deep",
+            Some(&[Value::I32(1)]),
+            &|error| matches!(error, RuntimeError::StackOverflow { limit_bytes } if *limit_bytes == defaults.max_stack_bytes),
+        ),
+        ("traps", "unreachable_trap", Some(&[]), &|error| {
+            trap(error, TrapCode::Unreachable)
+        }),
+        ("traps", "div_zero", Some(&[Value::I32(0)]), &|error| {
+            trap(error, TrapCode::IntegerDivisionByZero)
+        }),
+        ("traps_cpp", "nested_trap", Some(&[]), &|error| {
+            trap(error, TrapCode::Unreachable)
+        }),
+        ("output_flood", "flood", None, &|error| {
+            matches!(error, RuntimeError::OutputLimit { stream: OutputStream::Output, limit_bytes }
+                if *limit_bytes == defaults.max_output_bytes)
+        }),
+    ];
+    for (plugin, function, args, expected) in cases {
         let plugin = load_with(plugin, &config).unwrap();
-        let (sync, asynchronous) = if bytes_abi {
-            (
+        let (sync, asynchronous) = match args {
+            None => (
                 plugin.invoke(function, "").unwrap_err(),
                 executor.block_on(plugin.invoke_async(function, "")).unwrap_err(),
-            )
-        } else {
-            (
-                plugin.call(function, &[]).unwrap_err(),
-                executor.block_on(plugin.call_async(function, &[])).unwrap_err(),
-            )
+            ),
+            Some(args) => (
+                plugin.call(function, args).unwrap_err(),
+                executor.block_on(plugin.call_async(function, args)).unwrap_err(),
+            ),
         };
-        assert_eq!(sync.code(), asynchronous.code(), "{function}: {sync} vs {asynchronous}");
+        assert!(expected(&sync), "{function}: unexpected sync error {sync}");
+        assert!(
+            expected(&asynchronous),
+            "{function}: unexpected async error {asynchronous}"
+        );
         assert_eq!(sync.to_string(), asynchronous.to_string(), "{function}");
     }
 }
@@ -163,8 +203,11 @@ fn wasi_plugins_and_reused_instances_work_async() {
         },
     )
     .unwrap();
-    let function = &counter.functions()[0].name;
-    let first = counter.call(function, &[]).unwrap().results;
-    let second = executor.block_on(counter.call_async(function, &[])).unwrap().results;
-    assert_ne!(first, second, "the instance was not reused across kinds of call");
+    assert_eq!(counter.call("next", &[]).unwrap().results, [Value::I32(1)]);
+    assert_eq!(
+        executor.block_on(counter.call_async("next", &[])).unwrap().results,
+        [Value::I32(2)],
+        "the async call continues the instance the sync call left"
+    );
+    assert_eq!(counter.call("next", &[]).unwrap().results, [Value::I32(3)]);
 }

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use wasmplug_runtime::{Limits, OutputStream, RuntimeError, TrapCode, Value};
-use wasmplug_tests::{endless_loop, load, load_with, with_limits};
+use wasmplug_runtime::{Limits, OutputStream, PluginConfig, Runtime, RuntimeConfig, RuntimeError, TrapCode, Value};
+use wasmplug_tests::{endless_loop, load, load_with, plugin_bytes, with_limits};
 
 /// After each hostile call, a healthy one still answers.
 fn still_healthy() {
@@ -149,6 +149,30 @@ fn concurrency_is_capped_per_plugin() {
     let held = plugin.instance().unwrap();
     let error = plugin.call("next", &[]).unwrap_err();
     assert!(matches!(error, RuntimeError::Busy { limit: 1 }), "{error}");
+    drop(held);
+    assert_eq!(plugin.call("next", &[]).unwrap().results, [Value::I32(1)]);
+}
+
+#[test]
+fn a_full_instance_pool_answers_busy_with_its_size() {
+    // Two pool slots, both held by warm instances: the next call finds the
+    // engine's pool full, whatever the plugin's own cap (64 by default).
+    let runtime = Runtime::new(RuntimeConfig {
+        pool_instances: 2,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let plugin = runtime
+        .load("counter", &plugin_bytes("counter"), &PluginConfig::default())
+        .unwrap();
+    let held = [plugin.instance().unwrap(), plugin.instance().unwrap()];
+    let error = plugin.call("next", &[]).unwrap_err();
+    assert!(matches!(error, RuntimeError::Busy { limit: 2 }), "{error}");
+    assert_eq!(error.to_string(), "plugin is busy: all 2 instances are in use");
+    let executor = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let error = executor.block_on(plugin.call_async("next", &[])).unwrap_err();
+    assert!(matches!(error, RuntimeError::Busy { limit: 2 }), "{error}");
+    assert_eq!(plugin.in_flight(), 2, "the failed calls freed their slots");
     drop(held);
     assert_eq!(plugin.call("next", &[]).unwrap().results, [Value::I32(1)]);
 }

@@ -2,7 +2,8 @@
 //! initialisation, isolation between calls, and the compiled-module cache.
 
 use wasmplug_runtime::{
-    CacheOutcome, InstancePolicy, LogLevel, PluginConfig, Runtime, RuntimeConfig, RuntimeError, Value,
+    CacheOutcome, CallOutcome, InstancePolicy, Limits, LogLevel, OutputStream, PluginConfig, Runtime, RuntimeConfig,
+    RuntimeError, TrapCode, Value,
 };
 use wasmplug_tests::{load, load_with, plugin_bytes};
 
@@ -296,4 +297,130 @@ fn stateless_plugins_keep_fresh_semantics_from_idle_instances() {
     assert_eq!(traps.idle_instances(), 0);
     assert_eq!(divide(1).unwrap().results, [Value::I32(1)]);
     assert_eq!(traps.idle_instances(), 1);
+}
+
+/// A plugin configuration that keeps one idle instance for up to 1,000 calls.
+fn reused(limits: Limits) -> PluginConfig {
+    PluginConfig {
+        limits,
+        instances: InstancePolicy::Reuse {
+            pool_size: 1,
+            max_uses: 1_000,
+        },
+        ..PluginConfig::default()
+    }
+}
+
+#[test]
+fn wasi_stdio_is_captured_and_capped_per_call_on_a_reused_instance() {
+    // Each `words` call prints 27 bytes to stdout and 30 to stderr: well
+    // under a 64-byte cap, and together 100 times over it.
+    let stats = load_with(
+        "json_stats",
+        &reused(Limits {
+            max_log_bytes: 64,
+            ..Limits::default()
+        }),
+    )
+    .unwrap();
+    let expected = |outcome: &CallOutcome| {
+        assert_eq!(outcome.output, br#"{"a":2,"b":1}"#);
+        assert_eq!(String::from_utf8_lossy(&outcome.stdout), "words: 3 words, 2 distinct\n");
+        assert_eq!(
+            String::from_utf8_lossy(&outcome.stderr),
+            "words: wrote 13 bytes of JSON\n"
+        );
+    };
+    for call in 0..100 {
+        match stats.invoke("words", "a b a") {
+            Ok(outcome) => expected(&outcome),
+            Err(error) => panic!("call {call}: {error}"),
+        }
+    }
+    assert_eq!(stats.idle_instances(), 1, "one instance served every call");
+    let executor = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    for call in 0..100 {
+        match executor.block_on(stats.invoke_async("words", "a b a")) {
+            Ok(outcome) => expected(&outcome),
+            Err(error) => panic!("async call {call}: {error}"),
+        }
+    }
+    assert_eq!(stats.idle_instances(), 1, "one instance served every async call");
+
+    // One call writing past the cap ends with `output_limit` on its stream.
+    let capped = load_with(
+        "json_stats",
+        &reused(Limits {
+            max_log_bytes: 20,
+            ..Limits::default()
+        }),
+    )
+    .unwrap();
+    let error = capped.invoke("words", "a b a").unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RuntimeError::OutputLimit {
+                stream: OutputStream::Stdout,
+                limit_bytes: 20
+            }
+        ),
+        "{error}"
+    );
+    let error = executor.block_on(capped.invoke_async("words", "a b a")).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RuntimeError::OutputLimit {
+                stream: OutputStream::Stdout,
+                limit_bytes: 20
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_failed_call_never_returns_its_instance_to_the_pool() {
+    let upper = load_with("upper", &reused(Limits::default())).unwrap();
+    let executor = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let failed = |error: RuntimeError| {
+        assert!(
+            matches!(&error, RuntimeError::PluginFailed { status: 3, message } if message == "bad input"),
+            "{error}"
+        );
+    };
+
+    assert_eq!(upper.invoke("upper", "a").unwrap().output, b"A");
+    assert_eq!(upper.idle_instances(), 1);
+    failed(upper.invoke("fail", "x").unwrap_err());
+    assert_eq!(upper.idle_instances(), 0, "a failed sync call gave its instance back");
+
+    assert_eq!(
+        executor.block_on(upper.invoke_async("upper", "b")).unwrap().output,
+        b"B"
+    );
+    assert_eq!(upper.idle_instances(), 1);
+    failed(executor.block_on(upper.invoke_async("fail", "x")).unwrap_err());
+    assert_eq!(upper.idle_instances(), 0, "a failed async call gave its instance back");
+
+    // A trap drops the instance too.
+    let traps = load_with("traps", &reused(Limits::default())).unwrap();
+    assert_eq!(
+        traps.call("div_zero", &[Value::I32(1)]).unwrap().results,
+        [Value::I32(1)]
+    );
+    assert_eq!(traps.idle_instances(), 1);
+    let error = traps.call("div_zero", &[Value::I32(0)]).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RuntimeError::Trap {
+                code: TrapCode::IntegerDivisionByZero,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(traps.idle_instances(), 0);
 }

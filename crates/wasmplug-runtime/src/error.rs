@@ -216,10 +216,13 @@ pub enum RuntimeError {
         /// The plugin's output, as text.
         message: String,
     },
-    /// The plugin already runs its maximum number of concurrent instances.
+    /// The plugin already runs its maximum number of concurrent instances,
+    /// or the runtime's instance pool has no free slot.
     #[error("plugin is busy: all {limit} instances are in use")]
     Busy {
-        /// The configured maximum.
+        /// The configured maximum: the plugin's
+        /// [`crate::Limits::max_concurrent_instances`], or the runtime's
+        /// [`crate::RuntimeConfig::pool_instances`] when the pool is full.
         limit: usize,
     },
     /// The configuration asks for something the chosen engine cannot do.

@@ -248,7 +248,7 @@ impl Plugin {
     pub fn call(&self, function: &str, args: &[Value]) -> Result<CallOutcome, RuntimeError> {
         let index = self.index_of(function)?;
         self.inner.functions[index].check_args(args)?;
-        self.run(index, args, Bytes::new())
+        self.run(index, args, Bytes::new(), Ok)
     }
 
     /// Calls a bytes-ABI function (`() -> i32`) with `input`; the outcome's
@@ -257,8 +257,7 @@ impl Plugin {
     pub fn invoke(&self, function: &str, input: impl Into<Bytes>) -> Result<CallOutcome, RuntimeError> {
         let index = self.index_of(function)?;
         self.check_bytes_abi(index)?;
-        let outcome = self.run(index, &[], input.into())?;
-        bytes_abi_status(outcome)
+        self.run(index, &[], input.into(), bytes_abi_status)
     }
 
     /// Whether [`Plugin::call_async`] and [`Plugin::invoke_async`] yield to
@@ -278,15 +277,14 @@ impl Plugin {
     pub async fn call_async(&self, function: &str, args: &[Value]) -> Result<CallOutcome, RuntimeError> {
         let index = self.index_of(function)?;
         self.inner.functions[index].check_args(args)?;
-        self.run_async(index, args, Bytes::new()).await
+        self.run_async(index, args, Bytes::new(), Ok).await
     }
 
     /// [`Plugin::invoke`] as a future; see [`Plugin::call_async`].
     pub async fn invoke_async(&self, function: &str, input: impl Into<Bytes>) -> Result<CallOutcome, RuntimeError> {
         let index = self.index_of(function)?;
         self.check_bytes_abi(index)?;
-        let outcome = self.run_async(index, &[], input.into()).await?;
-        bytes_abi_status(outcome)
+        self.run_async(index, &[], input.into(), bytes_abi_status).await
     }
 
     /// A dedicated warm instance for many calls from one thread; its memory
@@ -342,7 +340,16 @@ impl Plugin {
         Ok(permit)
     }
 
-    fn run(&self, index: usize, args: &[Value], input: Bytes) -> Result<CallOutcome, RuntimeError> {
+    /// Runs one call on a pooled or fresh instance. `finish` decides whether
+    /// the call succeeded (the bytes ABI's status); only then does the
+    /// instance go back to the idle pool.
+    fn run(
+        &self,
+        index: usize,
+        args: &[Value],
+        input: Bytes,
+        finish: impl FnOnce(CallOutcome) -> Result<CallOutcome, RuntimeError>,
+    ) -> Result<CallOutcome, RuntimeError> {
         let _permit = self.acquire()?;
         let (mut instance, uses) = match self.pooled(false) {
             Some((mut instance, uses)) => {
@@ -353,12 +360,20 @@ impl Plugin {
         };
         let mut results = Vec::new();
         instance.call(index, args, &mut results)?;
-        let outcome = collect_outcome(&mut instance, results);
+        // On an error here, as on any above, `instance` is dropped.
+        let outcome = finish(collect_outcome(&mut instance, results))?;
         self.give_back(instance, uses);
         Ok(outcome)
     }
 
-    async fn run_async(&self, index: usize, args: &[Value], input: Bytes) -> Result<CallOutcome, RuntimeError> {
+    /// [`Plugin::run`] as a future.
+    async fn run_async(
+        &self,
+        index: usize,
+        args: &[Value],
+        input: Bytes,
+        finish: impl FnOnce(CallOutcome) -> Result<CallOutcome, RuntimeError>,
+    ) -> Result<CallOutcome, RuntimeError> {
         let _permit = self.acquire()?;
         let (mut instance, uses) = match self.pooled(true) {
             Some((mut instance, uses)) => {
@@ -369,7 +384,7 @@ impl Plugin {
         };
         let mut results = Vec::new();
         instance.call_async(index, args, &mut results).await?;
-        let outcome = collect_outcome(&mut instance, results);
+        let outcome = finish(collect_outcome(&mut instance, results))?;
         self.give_back(instance, uses);
         Ok(outcome)
     }
@@ -384,7 +399,8 @@ impl Plugin {
 
     /// Returns an instance to the idle pool after a successful call, unless
     /// it served its maximum or the pool is full; otherwise drops it.
-    /// Failed calls never get here: their instances are dropped.
+    /// Failed calls never get here (a trap, a limit, a non-zero bytes-ABI
+    /// status, an abandoned future): their instances are dropped.
     fn give_back(&self, instance: Instance, uses: u64) {
         if let Some(idle) = &self.inner.idle {
             if uses + 1 < self.inner.max_uses {

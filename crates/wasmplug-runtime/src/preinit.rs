@@ -16,14 +16,12 @@
 //! Only state in linear memory and globals survives; a plugin whose
 //! initialiser grows a table or opens files must not be pre-initialised.
 
-use std::time::Duration;
-
 use walrus::{ConstExpr, DataKind, ExportItem, GlobalKind, Module, ModuleConfig};
 
 use crate::engine::wasmtime::{compile_module, Compiled};
 use crate::engine::CompiledBackend as _;
 use crate::host::CallState;
-use crate::{PluginConfig, RuntimeError};
+use crate::{PluginConfig, RuntimeConfig, RuntimeError};
 
 const GLOBAL_EXPORT_PREFIX: &str = "__wasmplug_preinit_global_";
 const MEMORY_EXPORT: &str = "__wasmplug_preinit_memory";
@@ -42,7 +40,7 @@ pub(crate) fn preinitialize(
     engine: &wasmtime::Engine,
     bytes: &[u8],
     config: &PluginConfig,
-    epoch_tick: Duration,
+    runtime: &RuntimeConfig,
 ) -> Result<Vec<u8>, RuntimeError> {
     let mut module = parse(bytes)?;
     if !module
@@ -67,7 +65,7 @@ pub(crate) fn preinitialize(
     let instrumented = module.emit_wasm();
 
     let compiled_module = compile_module(engine, &instrumented)?;
-    let compiled = Compiled::new(engine, &compiled_module, &[], &config.limits, &config.wasi, epoch_tick)?;
+    let compiled = Compiled::new(engine, &compiled_module, &[], &config.limits, &config.wasi, runtime)?;
     let limits = &config.limits;
     let mut instance = compiled.instantiate(CallState::new(limits.max_output_bytes, limits.max_log_bytes))?;
     let snapshot = instance.snapshot(MEMORY_EXPORT, GLOBAL_EXPORT_PREFIX, globals.len())?;

@@ -91,8 +91,7 @@ impl Runtime {
                 let engine = self.wasmtime_engine(EngineKey::for_limits(&config.limits))?;
                 let preinitialized;
                 let (bytes, digest) = if config.preinitialize {
-                    preinitialized =
-                        crate::preinit::preinitialize(&engine, bytes, config, self.inner.config.epoch_tick)?;
+                    preinitialized = crate::preinit::preinitialize(&engine, bytes, config, &self.inner.config)?;
                     (preinitialized.as_slice(), hex::encode(Sha256::digest(&preinitialized)))
                 } else {
                     (bytes, digest.clone())
@@ -107,7 +106,7 @@ impl Runtime {
                     &names,
                     &config.limits,
                     &config.wasi,
-                    self.inner.config.epoch_tick,
+                    &self.inner.config,
                 )?;
                 (Compiled::Wasmtime(compiled), cache)
             }

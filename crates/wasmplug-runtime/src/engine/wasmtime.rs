@@ -1,7 +1,8 @@
 //! The wasmtime engine: pooled, copy-on-write instances from an
 //! [`InstancePre`], epoch-based timeouts, optional fuel, a memory limiter that
 //! turns an over-cap `memory.grow` into a typed error, and WASI preview 1
-//! from wasmtime-wasi with captured, bounded stdio.
+//! from wasmtime-wasi with stdio captured and bounded per call
+//! ([`capture`]).
 //!
 //! Calls run synchronously (`call`) or as futures (`call_async`). A future
 //! runs the plugin on a fiber and gives its thread back at every epoch tick
@@ -9,18 +10,21 @@
 //! work, or move it elsewhere between slices; the call still ends with
 //! [`RuntimeError::Timeout`] after as many ticks as a synchronous one.
 
+mod capture;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use wasmtime::{
     Caller, Config, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker, Module, ModuleExport, OptLevel,
-    PoolingAllocationConfig, ResourceLimiter, Store, StoreContextMut, Trap, UpdateDeadline, Val, WasmBacktrace,
+    PoolConcurrencyLimitError, PoolingAllocationConfig, ResourceLimiter, Store, StoreContextMut, Trap, UpdateDeadline,
+    Val, WasmBacktrace,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
+use self::capture::Capture;
 use super::{CompiledBackend, InstanceBackend};
 use crate::host::{CallState, HostTrap, HOST_MODULE};
 use crate::{Frame, Limits, OutputStream, RuntimeConfig, RuntimeError, TrapCode, Value, WasiGrants};
@@ -123,19 +127,23 @@ struct Shared {
     wasi: WasiGrants,
     limits: Limits,
     deadline_ticks: u64,
+    /// Instances the engine's pool holds ([`RuntimeConfig::pool_instances`]):
+    /// the limit a call that finds the pool full is told about.
+    pool_instances: usize,
 }
 
 impl Compiled {
     /// Links the host module (and WASI when the plugin imports it) and
     /// prepares instantiation. `functions` lists the exported functions the
-    /// plugin's callers refer to by index.
+    /// plugin's callers refer to by index; `engine` was made by
+    /// [`new_engine`] from `runtime`.
     pub fn new(
         engine: &Engine,
         module: &Module,
         functions: &[&str],
         limits: &Limits,
         wasi: &WasiGrants,
-        epoch_tick: Duration,
+        runtime: &RuntimeConfig,
     ) -> Result<Self, RuntimeError> {
         let uses_wasi = module
             .imports()
@@ -163,7 +171,7 @@ impl Compiled {
         let init = ["_initialize", "__wasm_call_ctors"]
             .iter()
             .find_map(|name| module.get_export_index(name));
-        let tick_nanos = epoch_tick.as_nanos().max(1);
+        let tick_nanos = runtime.epoch_tick.as_nanos().max(1);
         let deadline_ticks = u64::try_from(limits.call_timeout.as_nanos().div_ceil(tick_nanos)).unwrap_or(u64::MAX) + 1;
         Ok(Compiled {
             shared: Arc::new(Shared {
@@ -176,6 +184,7 @@ impl Compiled {
                 wasi: wasi.clone(),
                 limits: limits.clone(),
                 deadline_ticks,
+                pool_instances: usize::try_from(runtime.pool_instances).unwrap_or(usize::MAX),
             }),
         })
     }
@@ -185,21 +194,18 @@ impl Compiled {
     /// A store for one instance, its limits armed for a first call.
     fn new_store(&self, state: CallState, asynchronous: bool) -> Result<Store<HostState>, RuntimeError> {
         let shared = &self.shared;
-        let (wasi, stdout, stderr) = if shared.uses_wasi {
-            let (wasi, stdout, stderr) = wasi_context(&shared.wasi, shared.limits.max_log_bytes)?;
-            (Some(wasi), Some(stdout), Some(stderr))
+        let (wasi, stdio) = if shared.uses_wasi {
+            let (wasi, stdio) = wasi_context(&shared.wasi, shared.limits.max_log_bytes)?;
+            (Some(wasi), Some(stdio))
         } else {
-            (None, None, None)
+            (None, None)
         };
         let host = HostState {
             call: state,
             max_memory_bytes: shared.limits.max_memory_bytes,
             memory_requested: None,
             wasi,
-            stdout,
-            stderr,
-            stdout_taken: 0,
-            stderr_taken: 0,
+            stdio,
             async_deadline: None,
             async_host: asynchronous && shared.uses_wasi,
         };
@@ -330,10 +336,14 @@ impl Instance {
         }
     }
 
-    /// Re-arms the deadline and fuel only: the typed fast path, which has no
-    /// input, output or logs to reset.
+    /// Re-arms the deadline and fuel, and empties WASI's stdio captures:
+    /// the typed fast path, which has no input, output or logs to reset and
+    /// returns no stdio.
     #[inline]
     pub fn arm(&mut self) {
+        if let Some(stdio) = &self.store.data().stdio {
+            stdio.start_call();
+        }
         arm_store(&mut self.store, &self.shared, false);
     }
 
@@ -384,8 +394,12 @@ impl Instance {
     }
 
     fn begin(&mut self, input: Bytes, asynchronous: bool) {
-        self.store.data_mut().call.start_call(input);
-        self.store.data_mut().memory_requested = None;
+        let state = self.store.data_mut();
+        state.call.start_call(input);
+        state.memory_requested = None;
+        if let Some(stdio) = &state.stdio {
+            stdio.start_call();
+        }
         arm_store(&mut self.store, &self.shared, asynchronous);
     }
 
@@ -462,10 +476,10 @@ impl InstanceBackend for Instance {
     }
 
     fn take_stdio(&mut self) -> (Vec<u8>, Vec<u8>) {
-        let state = self.store.data_mut();
-        let stdout = take_new(state.stdout.as_ref(), &mut state.stdout_taken);
-        let stderr = take_new(state.stderr.as_ref(), &mut state.stderr_taken);
-        (stdout, stderr)
+        match &self.store.data().stdio {
+            Some(stdio) => (stdio.stdout.take(), stdio.stderr.take()),
+            None => (Vec::new(), Vec::new()),
+        }
     }
 
     fn fuel_consumed(&mut self) -> Option<u64> {
@@ -481,14 +495,26 @@ pub(crate) struct HostState {
     max_memory_bytes: u64,
     memory_requested: Option<u64>,
     wasi: Option<WasiP1Ctx>,
-    stdout: Option<MemoryOutputPipe>,
-    stderr: Option<MemoryOutputPipe>,
-    stdout_taken: usize,
-    stderr_taken: usize,
+    /// What the call wrote to WASI stdout and stderr, when the plugin
+    /// imports WASI.
+    stdio: Option<Stdio>,
     /// When the running async call times out; `None` for sync calls.
     async_deadline: Option<Instant>,
     /// Whether the instance was linked with WASI's async host functions.
     async_host: bool,
+}
+
+/// WASI stdout and stderr, captured per call.
+struct Stdio {
+    stdout: Capture,
+    stderr: Capture,
+}
+
+impl Stdio {
+    fn start_call(&self) {
+        self.stdout.start_call();
+        self.stderr.start_call();
+    }
 }
 
 /// The memory cap was hit; carried as the error of the failed `memory.grow`.
@@ -593,14 +619,13 @@ fn guest_memory(caller: &mut Caller<'_, HostState>, function: &'static str) -> R
         .ok_or(HostTrap::NoMemory { function })
 }
 
-fn wasi_context(
-    grants: &WasiGrants,
-    max_stdio_bytes: usize,
-) -> Result<(WasiP1Ctx, MemoryOutputPipe, MemoryOutputPipe), RuntimeError> {
-    let stdout = MemoryOutputPipe::new(max_stdio_bytes);
-    let stderr = MemoryOutputPipe::new(max_stdio_bytes);
+fn wasi_context(grants: &WasiGrants, max_stdio_bytes: usize) -> Result<(WasiP1Ctx, Stdio), RuntimeError> {
+    let stdio = Stdio {
+        stdout: Capture::new(OutputStream::Stdout, max_stdio_bytes),
+        stderr: Capture::new(OutputStream::Stderr, max_stdio_bytes),
+    };
     let mut builder = WasiCtxBuilder::new();
-    builder.stdout(stdout.clone()).stderr(stderr.clone());
+    builder.stdout(stdio.stdout.clone()).stderr(stdio.stderr.clone());
     for (key, value) in &grants.env {
         builder.env(key, value);
     }
@@ -618,26 +643,38 @@ fn wasi_context(
                 message: first_line(&error),
             })?;
     }
-    Ok((builder.build_p1(), stdout, stderr))
+    Ok((builder.build_p1(), stdio))
 }
 
-fn take_new(pipe: Option<&MemoryOutputPipe>, taken: &mut usize) -> Vec<u8> {
-    let Some(pipe) = pipe else {
-        return Vec::new();
-    };
-    let contents = pipe.contents();
-    let new = contents.get(*taken..).unwrap_or_default().to_vec();
-    *taken = contents.len();
-    new
-}
-
-/// Maps a wasmtime error to the most specific [`RuntimeError`]. Limits the
-/// host recorded itself come first: they explain the trap that follows them.
+/// Maps a wasmtime error to the most specific [`RuntimeError`], by the
+/// error's type and by what the host recorded during the call, never by its
+/// message. Limits the host recorded itself come first: they explain the
+/// trap that follows them.
 #[cold]
 fn classify(error: wasmtime::Error, state: &HostState, shared: &Shared, instantiating: bool) -> RuntimeError {
     let limits = &shared.limits;
+    if error.is::<PoolConcurrencyLimitError>() {
+        // The engine's pool has no free slot (instance, memory, table or
+        // fiber stack; the runtime sizes each of them `pool_instances`).
+        return RuntimeError::Busy {
+            limit: shared.pool_instances,
+        };
+    }
     if let Some((stream, limit_bytes)) = state.call.limit_hit {
         return RuntimeError::OutputLimit { stream, limit_bytes };
+    }
+    if let Some(stdio) = &state.stdio {
+        for (capture, stream) in [
+            (&stdio.stdout, OutputStream::Stdout),
+            (&stdio.stderr, OutputStream::Stderr),
+        ] {
+            if capture.overflowed() {
+                return RuntimeError::OutputLimit {
+                    stream,
+                    limit_bytes: limits.max_log_bytes,
+                };
+            }
+        }
     }
     if let Some(requested_bytes) = state.memory_requested {
         return RuntimeError::MemoryLimit {
@@ -647,20 +684,6 @@ fn classify(error: wasmtime::Error, state: &HostState, shared: &Shared, instanti
     }
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return RuntimeError::Exit { status: exit.0 };
-    }
-    for (pipe, stream) in [
-        (&state.stdout, OutputStream::Stdout),
-        (&state.stderr, OutputStream::Stderr),
-    ] {
-        if pipe
-            .as_ref()
-            .is_some_and(|pipe| pipe.contents().len() >= limits.max_log_bytes)
-        {
-            return RuntimeError::OutputLimit {
-                stream,
-                limit_bytes: limits.max_log_bytes,
-            };
-        }
     }
     let backtrace = frames(&error);
     if let Some(trap) = error.downcast_ref::<Trap>() {
@@ -710,11 +733,9 @@ fn classify(error: wasmtime::Error, state: &HostState, shared: &Shared, instanti
         };
     }
     if instantiating {
-        let message = first_line(&error);
-        if message.contains("concurrent") || message.contains("pooling") {
-            return RuntimeError::Busy { limit: usize::MAX };
-        }
-        return RuntimeError::Instantiate { message };
+        return RuntimeError::Instantiate {
+            message: first_line(&error),
+        };
     }
     RuntimeError::Trap {
         code: TrapCode::Other,

@@ -90,6 +90,81 @@ fn run_reports_bad_input_clearly() {
 }
 
 #[test]
+fn run_takes_durations_and_sizes_with_units() {
+    // Issue 13, bug 8: both flags were refused with "invalid digit found in string".
+    let output = wasmplug(&[
+        "run",
+        "target/plugins/process.wasm",
+        "process",
+        "21",
+        "--timeout",
+        "200ms",
+        "--max-memory",
+        "16MiB",
+    ]);
+    assert_eq!(
+        (output.code, output.stdout.as_str(), output.stderr.as_str()),
+        (0, "43\n", ""),
+        "{output:?}"
+    );
+
+    // Each spelling is the limit the call runs under; a plain number keeps
+    // its meaning (milliseconds, bytes).
+    for (timeout, limit) in [("200ms", "200ms"), ("200", "200ms"), ("1s", "1s")] {
+        let output = wasmplug(&["run", "target/plugins/loop_forever.wasm", "spin", "--timeout", timeout]);
+        assert_eq!(output.code, 1, "{output:?}");
+        let expected = format!("error: plugin call exceeded its time limit of {limit}\n");
+        assert_eq!(output.stderr, expected, "--timeout {timeout}");
+    }
+    for max_memory in ["16MiB", "16384KiB", "16777216", "16777216B"] {
+        let output = wasmplug(&[
+            "run",
+            "target/plugins/memory_bomb.wasm",
+            "grow",
+            "--max-memory",
+            max_memory,
+        ]);
+        assert_eq!(output.code, 1, "{output:?}");
+        assert!(
+            output.stderr.ends_with(", over the limit of 16777216 bytes\n"),
+            "--max-memory {max_memory}: {output:?}"
+        );
+    }
+
+    // A bad value is a usage error on one line that names the accepted units.
+    let bad: &[&[&str]] = &[
+        &["--timeout", "5 parsecs"],
+        &["--timeout", "1.5s"],
+        &["--timeout=-200ms"],
+        &["--timeout", "18446744073709552s"],
+        &["--max-memory", "16MB"],
+        &["--max-memory", "16 megs"],
+        &["--max-memory", "17179869184GiB"],
+    ];
+    let mut transcript = String::new();
+    for flag in bad {
+        let mut args = vec!["run", "target/plugins/process.wasm", "process", "21"];
+        args.extend_from_slice(flag);
+        let output = wasmplug(&args);
+        assert_eq!((output.code, output.stdout.as_str()), (2, ""), "{output:?}");
+        assert_eq!(output.stderr.lines().count(), 1, "one line: {output:?}");
+        let shown: Vec<String> = args
+            .iter()
+            .map(|arg| {
+                if arg.contains(' ') {
+                    format!("'{arg}'")
+                } else {
+                    (*arg).to_owned()
+                }
+            })
+            .collect();
+        transcript.push_str(&output.transcript(&format!("wasmplug {}", shown.join(" "))));
+        transcript.push('\n');
+    }
+    insta::assert_snapshot!("run_bad_units", transcript);
+}
+
+#[test]
 fn inspect_checks_the_contract() {
     let passes = wasmplug(&[
         "inspect",

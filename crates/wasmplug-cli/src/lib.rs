@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 pub mod inspect;
@@ -42,7 +43,13 @@ where
         Ok(cli) => cli,
         Err(error) => {
             let use_stderr = error.use_stderr();
-            let text = error.render().to_string();
+            let mut text = error.render().to_string();
+            if error.kind() == ErrorKind::ValueValidation {
+                // A bad value (`--timeout 5parsecs`) is one sentence that
+                // names the accepted forms; clap's tip to try --help after it
+                // would break the one-line rule.
+                text = text.lines().next().map(|line| format!("{line}\n")).unwrap_or(text);
+            }
             let _ = if use_stderr {
                 stderr.write_all(text.as_bytes())
             } else {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
-use wasmplug_runtime::{CallOutcome, DirGrant, EngineKind, ExecutionMode, PluginConfig, Runtime, RuntimeConfig};
+use wasmplug_runtime::{units, CallOutcome, DirGrant, EngineKind, ExecutionMode, PluginConfig, Runtime, RuntimeConfig};
 
 /// Arguments of `wasmplug run`.
 #[derive(Debug, Args)]
@@ -32,14 +32,14 @@ pub struct RunArgs {
     /// Bytes-ABI input from a file, or `-` for standard input.
     #[arg(long)]
     input_file: Option<PathBuf>,
-    /// Wall-clock limit for the call, in milliseconds.
-    #[arg(long, value_name = "MS")]
-    timeout: Option<u64>,
+    /// Wall-clock limit for the call: `200ms`, `2s`, or a plain number of milliseconds.
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    timeout: Option<Duration>,
     /// Fuel budget (about one unit per wasm instruction).
     #[arg(long)]
     fuel: Option<u64>,
-    /// Largest linear memory, in bytes.
-    #[arg(long, value_name = "BYTES")]
+    /// Largest linear memory: `16MiB`, `512KiB`, `1GiB`, or a plain number of bytes.
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size::<u64>)]
     max_memory: Option<u64>,
     /// Environment variable for a WASI plugin (repeatable); none by default.
     #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
@@ -62,7 +62,7 @@ pub struct RunArgs {
 pub fn run(args: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> anyhow::Result<u8> {
     let mut config = PluginConfig::default();
     if let Some(timeout) = args.timeout {
-        config.limits.call_timeout = Duration::from_millis(timeout);
+        config.limits.call_timeout = timeout;
     }
     config.limits.fuel = args.fuel;
     if let Some(max_memory) = args.max_memory {

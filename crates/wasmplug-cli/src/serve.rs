@@ -1,6 +1,8 @@
 //! `wasmplug serve --plugins <dir> --listen <addr>`: the HTTP service.
 //! Settings come from flags, then `WASMPLUG_*` environment variables, then
-//! a TOML file (`--config`), then defaults.
+//! a TOML file (`--config`), then defaults. Durations and sizes take a unit
+//! in all three (`2s`, `16MiB`); a plain number keeps its old meaning
+//! (milliseconds, bytes).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use serde::Deserialize;
+use wasmplug_runtime::units;
 use wasmplug_server::ServerConfig;
 
 /// Arguments of `wasmplug serve`.
@@ -26,20 +29,20 @@ pub struct ServeArgs {
     /// Compiled-module cache directory (default `<plugins>/.cache`).
     #[arg(long, env = "WASMPLUG_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
-    /// Largest request body, in bytes.
-    #[arg(long, env = "WASMPLUG_MAX_BODY_BYTES")]
+    /// Largest request body: `16MiB`, `512KiB`, or a plain number of bytes.
+    #[arg(long, env = "WASMPLUG_MAX_BODY_BYTES", value_name = "SIZE", value_parser = units::parse_size::<usize>)]
     max_body_bytes: Option<usize>,
     /// Plugin calls running at once, across all plugins.
     #[arg(long, env = "WASMPLUG_MAX_CONCURRENT_CALLS")]
     max_concurrent_calls: Option<usize>,
-    /// Milliseconds a client may take to send a request's headers; then
-    /// the connection is closed.
-    #[arg(long, env = "WASMPLUG_HEADER_TIMEOUT_MS")]
-    header_timeout_ms: Option<u64>,
-    /// Milliseconds a client may take to send a request's body; then the
-    /// answer is 408.
-    #[arg(long, env = "WASMPLUG_BODY_TIMEOUT_MS")]
-    body_timeout_ms: Option<u64>,
+    /// Time a client may take to send a request's headers (`500ms`, `10s`,
+    /// or a plain number of milliseconds); then the connection is closed.
+    #[arg(long, env = "WASMPLUG_HEADER_TIMEOUT_MS", value_name = "DURATION", value_parser = units::parse_duration)]
+    header_timeout_ms: Option<Duration>,
+    /// Time a client may take to send a request's body (`500ms`, `30s`, or a
+    /// plain number of milliseconds); then the answer is 408.
+    #[arg(long, env = "WASMPLUG_BODY_TIMEOUT_MS", value_name = "DURATION", value_parser = units::parse_duration)]
+    body_timeout_ms: Option<Duration>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "WASMPLUG_CONFIG")]
     config: Option<PathBuf>,
@@ -58,10 +61,13 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     admin_token: Option<String>,
     cache_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "units::deserialize_optional_size")]
     max_body_bytes: Option<usize>,
     max_concurrent_calls: Option<usize>,
-    header_timeout_ms: Option<u64>,
-    body_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "units::deserialize_optional_duration")]
+    header_timeout_ms: Option<Duration>,
+    #[serde(default, deserialize_with = "units::deserialize_optional_duration")]
+    body_timeout_ms: Option<Duration>,
 }
 
 /// Runs the verb until SIGINT or SIGTERM.
@@ -76,37 +82,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         subscriber.try_init()
     };
 
-    let file: FileConfig = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))?
-        }
-        None => FileConfig::default(),
-    };
-    let plugins = args
-        .plugins
-        .or(file.plugins)
-        .context("no plugin directory: pass --plugins DIR (or WASMPLUG_PLUGINS)")?;
-    let listen = args
-        .listen
-        .or(file.listen)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let mut config = ServerConfig::new(plugins, listen);
-    config.admin_token = args.admin_token.or(file.admin_token).filter(|token| !token.is_empty());
-    config.cache_dir = args.cache_dir.or(file.cache_dir);
-    if let Some(bytes) = args.max_body_bytes.or(file.max_body_bytes) {
-        config.max_body_bytes = bytes;
-    }
-    if let Some(calls) = args.max_concurrent_calls.or(file.max_concurrent_calls) {
-        config.max_concurrent_calls = calls;
-    }
-    if let Some(ms) = args.header_timeout_ms.or(file.header_timeout_ms) {
-        config.header_timeout = Duration::from_millis(ms.max(1));
-    }
-    if let Some(ms) = args.body_timeout_ms.or(file.body_timeout_ms) {
-        config.body_timeout = Duration::from_millis(ms.max(1));
-    }
-    config.shutdown_grace = Duration::from_secs(10);
+    let config = server_config(&args)?;
 
     if args.check_config {
         let state = wasmplug_server::AppState::new(config)?;
@@ -136,4 +112,185 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         |address| eprintln!("listening on http://{address} (plugin management {admin})"),
         wasmplug_server::shutdown_signal(),
     ))
+}
+
+/// The service's settings: each from its flag, else its environment
+/// variable (clap reads both), else the `--config` file, else the default.
+fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let plugins = args
+        .plugins
+        .clone()
+        .or(file.plugins)
+        .context("no plugin directory: pass --plugins DIR (or WASMPLUG_PLUGINS)")?;
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let mut config = ServerConfig::new(plugins, listen);
+    config.admin_token = args
+        .admin_token
+        .clone()
+        .or(file.admin_token)
+        .filter(|token| !token.is_empty());
+    config.cache_dir = args.cache_dir.clone().or(file.cache_dir);
+    if let Some(bytes) = args.max_body_bytes.or(file.max_body_bytes) {
+        config.max_body_bytes = bytes;
+    }
+    if let Some(calls) = args.max_concurrent_calls.or(file.max_concurrent_calls) {
+        config.max_concurrent_calls = calls;
+    }
+    if let Some(timeout) = args.header_timeout_ms.or(file.header_timeout_ms) {
+        config.header_timeout = timeout.max(Duration::from_millis(1));
+    }
+    if let Some(timeout) = args.body_timeout_ms.or(file.body_timeout_ms) {
+        config.body_timeout = timeout.max(Duration::from_millis(1));
+    }
+    config.shutdown_grace = Duration::from_secs(10);
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::sync::Mutex;
+
+    use clap::error::ErrorKind;
+    use clap::Parser;
+    use wasmplug_runtime::units::{Quantity, UnitError};
+
+    use super::*;
+
+    /// Clap reads `WASMPLUG_*` from the process environment, which tests
+    /// share: every parse holds this lock.
+    static ENVIRONMENT: Mutex<()> = Mutex::new(());
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let _environment = ENVIRONMENT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Command::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).map(|command| command.serve)
+    }
+
+    fn config(args: &[&str]) -> ServerConfig {
+        server_config(&parse(args).unwrap()).unwrap()
+    }
+
+    /// The settings the units touch, for comparing in one assertion.
+    fn sized(config: &ServerConfig) -> (Duration, Duration, usize) {
+        (config.header_timeout, config.body_timeout, config.max_body_bytes)
+    }
+
+    #[test]
+    fn flags_take_units_and_plain_numbers() {
+        let with_units = config(&[
+            "--plugins=p",
+            "--header-timeout-ms=2s",
+            "--body-timeout-ms",
+            "500ms",
+            "--max-body-bytes",
+            "4MiB",
+        ]);
+        assert_eq!(
+            sized(&with_units),
+            (Duration::from_secs(2), Duration::from_millis(500), 4 << 20)
+        );
+        let plain = config(&[
+            "--plugins=p",
+            "--header-timeout-ms=300",
+            "--body-timeout-ms=300",
+            "--max-body-bytes=1024",
+        ]);
+        assert_eq!(
+            sized(&plain),
+            (Duration::from_millis(300), Duration::from_millis(300), 1024)
+        );
+        let defaults = ServerConfig::new("p".into(), SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(sized(&config(&["--plugins=p"])), sized(&defaults));
+    }
+
+    #[test]
+    fn environment_variables_take_units_and_flags_win() {
+        let variables = [
+            ("WASMPLUG_HEADER_TIMEOUT_MS", "3s"),
+            ("WASMPLUG_BODY_TIMEOUT_MS", "750"),
+            ("WASMPLUG_MAX_BODY_BYTES", "2 MiB"),
+        ];
+        let (from_environment, flag_over_environment, bad) = {
+            let _environment = ENVIRONMENT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for (name, value) in variables {
+                std::env::set_var(name, value);
+            }
+            let parse = |args: &[&str]| {
+                Command::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+                    .map(|command| command.serve)
+            };
+            let from_environment = parse(&["--plugins=p"]);
+            let flag_over_environment = parse(&["--plugins=p", "--header-timeout-ms=1s"]);
+            std::env::set_var("WASMPLUG_BODY_TIMEOUT_MS", "5 parsecs");
+            let bad = parse(&["--plugins=p"]);
+            for (name, _) in variables {
+                std::env::remove_var(name);
+            }
+            (from_environment, flag_over_environment, bad)
+        };
+        let from_environment = server_config(&from_environment.unwrap()).unwrap();
+        assert_eq!(
+            sized(&from_environment),
+            (Duration::from_secs(3), Duration::from_millis(750), 2 << 20)
+        );
+        let flag_over_environment = server_config(&flag_over_environment.unwrap()).unwrap();
+        assert_eq!(flag_over_environment.header_timeout, Duration::from_secs(1));
+        assert_unit_error(bad.unwrap_err(), Quantity::Duration);
+    }
+
+    #[test]
+    fn bad_flag_values_are_typed_unit_errors() {
+        for (args, quantity) in [
+            (["--plugins=p", "--header-timeout-ms=5 parsecs"], Quantity::Duration),
+            (["--plugins=p", "--body-timeout-ms=1.5s"], Quantity::Duration),
+            (["--plugins=p", "--max-body-bytes=16MB"], Quantity::Size),
+            (["--plugins=p", "--max-body-bytes=17179869184GiB"], Quantity::Size),
+        ] {
+            assert_unit_error(parse(&args).unwrap_err(), quantity);
+        }
+    }
+
+    #[test]
+    fn the_config_file_takes_units_and_plain_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_units = dir.path().join("units.toml");
+        std::fs::write(
+            &with_units,
+            "plugins = \"p\"\nheader_timeout_ms = \"2s\"\nbody_timeout_ms = 400\nmax_body_bytes = \"8MiB\"\n",
+        )
+        .unwrap();
+        let config = config(&[&format!("--config={}", with_units.display())]);
+        assert_eq!(
+            sized(&config),
+            (Duration::from_secs(2), Duration::from_millis(400), 8 << 20)
+        );
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "plugins = \"p\"\nmax_body_bytes = \"8 megs\"\n").unwrap();
+        let error = server_config(&parse(&[&format!("--config={}", bad.display())]).unwrap()).unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains("a size takes B, KiB, MiB or GiB"), "{message}");
+    }
+
+    fn assert_unit_error(error: clap::Error, quantity: Quantity) {
+        assert_eq!(error.kind(), ErrorKind::ValueValidation, "{error}");
+        let source = error.source().and_then(|source| source.downcast_ref::<UnitError>());
+        assert_eq!(source.map(UnitError::quantity), Some(quantity), "{error}");
+    }
 }

@@ -1,13 +1,18 @@
 //! Configuration: [`RuntimeConfig`] for the whole runtime, and per plugin a
 //! [`PluginConfig`] with its [`Limits`], [`WasiGrants`], [`InstancePolicy`] and
 //! [`EngineKind`]. A plugin's manifest (`<name>.toml`) deserializes into a
-//! `PluginConfig`; everything missing takes the safe default.
+//! `PluginConfig`; everything missing takes the safe default. Durations and
+//! sizes there are plain numbers (milliseconds, bytes) or strings with a unit
+//! (`call_timeout_ms = "2s"`, `max_memory_bytes = "64MiB"`), read by
+//! [`crate::units`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wasmplug_inspect::RequiredExport;
+
+use crate::units;
 
 /// Settings shared by every plugin a [`crate::Runtime`] loads.
 #[derive(Debug, Clone)]
@@ -88,23 +93,36 @@ pub enum ExecutionMode {
 }
 
 /// Hard limits on one call. Each breach is its own [`crate::RuntimeError`].
+///
+/// In a manifest, `call_timeout_ms` is a number of milliseconds or a string
+/// with a unit (`"200ms"`, `"2s"`), and each `*_bytes` a number of bytes or a
+/// string with a unit (`"512KiB"`, `"64MiB"`, `"1GiB"`). They are written
+/// back as plain numbers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Wall-clock time one call may take, including `_initialize`.
-    #[serde(rename = "call_timeout_ms", with = "millis")]
+    #[serde(
+        rename = "call_timeout_ms",
+        serialize_with = "millis::serialize",
+        deserialize_with = "units::deserialize_duration"
+    )]
     pub call_timeout: Duration,
     /// Fuel budget per call (roughly one unit per wasm instruction); `None`
     /// means unmetered, which is faster.
     pub fuel: Option<u64>,
     /// Largest linear memory the plugin may grow to.
+    #[serde(deserialize_with = "units::deserialize_size")]
     pub max_memory_bytes: u64,
     /// Wasm stack the plugin may use.
+    #[serde(deserialize_with = "units::deserialize_size")]
     pub max_stack_bytes: usize,
     /// Bytes a call may write through `output_write`.
+    #[serde(deserialize_with = "units::deserialize_size")]
     pub max_output_bytes: usize,
     /// Bytes a call may write through `log`, and separately to each of WASI
     /// stdout and stderr.
+    #[serde(deserialize_with = "units::deserialize_size")]
     pub max_log_bytes: usize,
     /// Instances of this plugin that may run at once; more calls get `Busy`.
     pub max_concurrent_instances: usize,
@@ -231,14 +249,12 @@ fn yes() -> bool {
 mod millis {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::Serializer;
 
+    /// Whole milliseconds; [`crate::units::parse_duration`] keeps parsed
+    /// durations within `u64::MAX` of them, so they round-trip.
     pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(duration.as_millis().try_into().unwrap_or(u64::MAX))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        u64::deserialize(deserializer).map(Duration::from_millis)
     }
 }
 
@@ -297,6 +313,102 @@ mod tests {
         );
         assert_eq!(config.required_exports[0].to_string(), "process:(i32) -> i32");
         assert!(PluginConfig::from_toml("[limits]\ncall_timeout = 3").is_err());
+    }
+
+    #[test]
+    fn manifest_limits_take_units_or_plain_numbers() {
+        let with_units = PluginConfig::from_toml(
+            r#"
+            [limits]
+            call_timeout_ms = "2s"
+            max_memory_bytes = "16MiB"
+            max_stack_bytes = "256 KiB"
+            max_output_bytes = "1GiB"
+            max_log_bytes = "4096B"
+            "#,
+        )
+        .unwrap();
+        let plain = PluginConfig::from_toml(
+            r#"
+            [limits]
+            call_timeout_ms = 2000
+            max_memory_bytes = 16777216
+            max_stack_bytes = 262144
+            max_output_bytes = 1073741824
+            max_log_bytes = 4096
+            "#,
+        )
+        .unwrap();
+        assert_eq!(with_units, plain);
+        assert_eq!(
+            with_units.limits,
+            Limits {
+                call_timeout: Duration::from_secs(2),
+                max_memory_bytes: 16 << 20,
+                max_stack_bytes: 256 << 10,
+                max_output_bytes: 1 << 30,
+                max_log_bytes: 4096,
+                ..Limits::default()
+            }
+        );
+        assert_eq!(
+            PluginConfig::from_toml("[limits]\ncall_timeout_ms = \"250ms\"")
+                .unwrap()
+                .limits
+                .call_timeout,
+            Duration::from_millis(250)
+        );
+
+        // Written back, limits are plain numbers that read the same again.
+        let written = toml::to_string(&with_units).unwrap();
+        assert!(written.contains("call_timeout_ms = 2000\n"), "{written}");
+        assert!(written.contains("max_memory_bytes = 16777216\n"), "{written}");
+        assert_eq!(PluginConfig::from_toml(&written).unwrap(), with_units);
+    }
+
+    #[test]
+    fn the_readme_manifest_example_reads_as_it_says() {
+        let readme = include_str!("../../../README.md");
+        let (_, after) = readme.split_once("```toml\n").expect("README has a manifest example");
+        let (example, _) = after.split_once("```").expect("the example ends");
+        let config = PluginConfig::from_toml(example).unwrap();
+        assert_eq!(
+            config.limits,
+            Limits {
+                fuel: Some(10_000_000),
+                ..Limits::default()
+            },
+            "the example spells out the defaults"
+        );
+    }
+
+    #[test]
+    fn manifest_limits_with_bad_units_are_refused_naming_the_units() {
+        for (manifest, expected) in [
+            (
+                "call_timeout_ms = \"5 parsecs\"",
+                "`5 parsecs` has an unknown unit `parsecs`: a duration takes ms or s (a plain number is milliseconds)",
+            ),
+            (
+                "max_memory_bytes = \"64MB\"",
+                "`64MB` has an unknown unit `MB`: a size takes B, KiB, MiB or GiB (a plain number is bytes)",
+            ),
+            (
+                "max_memory_bytes = \"17179869184GiB\"",
+                "`17179869184GiB` is too large: this size can be at most 18446744073709551615 bytes",
+            ),
+            (
+                "max_stack_bytes = -1",
+                "invalid value: integer `-1`, expected a whole number of bytes, or a string such as \"64MiB\" or \"512KiB\"",
+            ),
+            (
+                "call_timeout_ms = 1.5",
+                "invalid type: floating point `1.5`, expected a whole number of milliseconds, or a string such as \"200ms\" or \"2s\"",
+            ),
+        ] {
+            let error = PluginConfig::from_toml(&format!("[limits]\n{manifest}\n")).unwrap_err();
+            assert_eq!(error, expected, "{manifest}");
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod plugin;
 mod preinit;
 mod runtime;
 mod trap;
+pub mod units;
 mod value;
 
 pub use cache::CacheOutcome;

@@ -1,6 +1,9 @@
 //! Bounded property test: valid modules from wasm-smith, loaded and called
 //! through the runtime under tight limits, never make it panic, and every
-//! failure is a typed [`RuntimeError`] with a stable code.
+//! failure is one a plugin can cause (`check_error` in
+//! `support/smith_modules.rs`, the rule the fuzz targets use too): never the
+//! engine's catch-all, `busy`, an I/O or grant error, or a caller error for
+//! matching arguments, and no call leaks its concurrency permit.
 //!
 //! Each case is a deterministic seed: a xorshift generator turns it into
 //! bytes, and [`arbitrary::Unstructured`] turns those into a wasm-smith
@@ -22,8 +25,9 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use arbitrary::Unstructured;
-use smith_modules::{plugin_config, smith_config, zero};
-use wasmplug_runtime::{Plugin, Runtime, RuntimeConfig, RuntimeError};
+use smith_modules::{check_error, load_and_call, smith_config, Event, Stage};
+use wasmplug_runtime::wasmplug_inspect::{Signature, ValType};
+use wasmplug_runtime::{Runtime, RuntimeConfig, RuntimeError, TrapCode};
 
 #[path = "support/smith_modules.rs"]
 mod smith_modules;
@@ -75,74 +79,33 @@ struct Tally {
     samples: BTreeMap<&'static str, String>,
 }
 
-/// Checks an error is one a plugin may legitimately cause and returns its
-/// code. Caller errors cannot happen: the test passes matching arguments.
-fn classify(error: &RuntimeError, tally: &mut Tally) -> &'static str {
-    let code = error.code();
-    assert!(!code.is_empty(), "empty code for {error:?}");
-    assert!(!error.to_string().is_empty(), "empty message for {error:?}");
-    match error {
-        RuntimeError::Inspect(_)
-        | RuntimeError::Contract { .. }
-        | RuntimeError::Compile { .. }
-        | RuntimeError::Instantiate { .. }
-        | RuntimeError::UnsupportedSignature { .. }
-        | RuntimeError::Timeout { .. }
-        | RuntimeError::OutOfFuel { .. }
-        | RuntimeError::MemoryLimit { .. }
-        | RuntimeError::StackOverflow { .. }
-        | RuntimeError::OutputLimit { .. }
-        | RuntimeError::Trap { .. }
-        | RuntimeError::Exit { .. }
-        | RuntimeError::PluginFailed { .. }
-        | RuntimeError::Engine { .. } => {}
-        other => panic!("unexpected {} error: {other}", other.code()),
-    }
-    if std::env::var_os("WASMPLUG_SMITH_VERBOSE").is_some() {
-        println!("{code}: {error}");
-    }
-    tally.samples.entry(code).or_insert_with(|| error.to_string());
-    code
-}
-
-/// Loads `bytes` and calls every typed export with zeros, and every
-/// bytes-ABI export with a small input.
-fn exercise(bytes: &[u8], reuse: bool, tally: &mut Tally) {
-    let plugin: Plugin = match runtime().load("smith", bytes, &plugin_config(reuse)) {
-        Ok(plugin) => plugin,
-        Err(error) => {
-            let code = classify(&error, tally);
-            *tally.load_errors.entry(code).or_default() += 1;
+/// Counts `event` in `tally`; `load_and_call` has already checked that
+/// every error is one a plugin can cause.
+fn count(event: Event<'_>, tally: &mut Tally) {
+    let error = match event {
+        Event::Loaded => {
+            tally.loaded += 1;
             return;
         }
-    };
-    tally.loaded += 1;
-    for function in plugin.functions() {
-        let Some(args) = function
-            .signature
-            .params
-            .iter()
-            .map(|ty| zero(*ty))
-            .collect::<Option<Vec<_>>>()
-        else {
-            continue;
-        };
-        let mut outcomes = vec![plugin.call(&function.name, &args).map(|_| ())];
-        if function.is_bytes_abi() {
-            outcomes.push(plugin.invoke(&function.name, &b"hello"[..]).map(|_| ()));
-        }
-        for outcome in outcomes {
+        Event::CallOk => {
             tally.calls += 1;
-            match outcome {
-                Ok(()) => tally.calls_ok += 1,
-                Err(error) => {
-                    let code = classify(&error, tally);
-                    *tally.call_errors.entry(code).or_default() += 1;
-                }
-            }
+            tally.calls_ok += 1;
+            return;
         }
+        Event::LoadFailed(error) => {
+            *tally.load_errors.entry(error.code()).or_default() += 1;
+            error
+        }
+        Event::CallFailed(error) => {
+            tally.calls += 1;
+            *tally.call_errors.entry(error.code()).or_default() += 1;
+            error
+        }
+    };
+    if std::env::var_os("WASMPLUG_SMITH_VERBOSE").is_some() {
+        println!("{}: {error}", error.code());
     }
-    assert_eq!(plugin.in_flight(), 0, "a call leaked its concurrency permit");
+    tally.samples.entry(error.code()).or_insert_with(|| error.to_string());
 }
 
 fn cases() -> u64 {
@@ -171,7 +134,8 @@ fn wasm_smith_modules_load_and_call_without_panics() {
         };
         tally.generated += 1;
         let reuse = seed % 4 == 3;
-        if catch_unwind(AssertUnwindSafe(|| exercise(&module, reuse, &mut tally))).is_err() {
+        let exercise = || load_and_call(runtime(), &module, reuse, |event| count(event, &mut tally));
+        if catch_unwind(AssertUnwindSafe(exercise)).is_err() {
             let path = std::env::temp_dir().join(format!("wasmplug-smith-{seed}.wasm"));
             let _ = std::fs::write(&path, &module);
             failures.push(format!("seed {seed} (module written to {})", path.display()));
@@ -202,5 +166,62 @@ fn wasm_smith_modules_load_and_call_without_panics() {
             tally.loaded > 0 && tally.calls > 0,
             "the generator produced nothing the runtime could run"
         );
+    }
+}
+
+/// The acceptance rule can fail: internal and caller errors are refused,
+/// plugin-caused ones accepted, each only where it can happen.
+#[test]
+fn the_acceptance_rule_refuses_what_no_plugin_causes() {
+    let numbers = Signature::new(vec![ValType::I32], vec![ValType::I64]);
+    let v128 = Signature::new(vec![], vec![ValType::V128]);
+    let trap = RuntimeError::Trap {
+        code: TrapCode::Unreachable,
+        message: "unreachable".into(),
+        backtrace: Vec::new(),
+    };
+    let compile = RuntimeError::Compile {
+        message: "exceptions are not enabled".into(),
+    };
+    let unsupported = |signature: &Signature| RuntimeError::UnsupportedSignature {
+        function: "f".into(),
+        signature: signature.clone(),
+    };
+    for stage in [Stage::Load, Stage::Call] {
+        assert_eq!(check_error(&trap, stage), Ok(()));
+    }
+    assert_eq!(check_error(&compile, Stage::Load), Ok(()));
+    assert!(check_error(&compile, Stage::Call).is_err());
+    assert_eq!(check_error(&unsupported(&v128), Stage::Call), Ok(()));
+    assert!(check_error(&unsupported(&numbers), Stage::Call).is_err());
+    let never = [
+        RuntimeError::Engine {
+            message: "bytes-ABI function returned no status".into(),
+        },
+        RuntimeError::Busy { limit: 4 },
+        RuntimeError::Grant {
+            what: "/data".into(),
+            message: "missing".into(),
+        },
+        RuntimeError::Io {
+            path: "plugin.wasm".into(),
+            source: std::io::Error::other("gone"),
+        },
+        RuntimeError::NoSuchFunction { function: "f".into() },
+        RuntimeError::ArgumentCount {
+            function: "f".into(),
+            signature: numbers.clone(),
+            expected: 1,
+            actual: 0,
+        },
+        RuntimeError::NotBytesAbi {
+            function: "f".into(),
+            signature: numbers.clone(),
+        },
+    ];
+    for error in &never {
+        for stage in [Stage::Load, Stage::Call] {
+            assert!(check_error(error, stage).is_err(), "{stage:?} accepted {error:?}");
+        }
     }
 }

@@ -1,14 +1,20 @@
-//! The module generator and limits shared by the bounded test
-//! (`tests/smith.rs`) and the fuzz target (`fuzz/fuzz_targets/load_call.rs`,
-//! which includes this file by path): the same configuration space for
-//! both.
+//! The module generator, limits and acceptance rule shared by the bounded
+//! test (`tests/smith.rs`) and the fuzz targets
+//! (`fuzz/fuzz_targets/load_call.rs`, which includes this file by path): the
+//! same configuration space, the same calls and the same verdict for both.
+//!
+//! The verdict ([`check_error`]) lists, by variant, the errors a plugin can
+//! cause by what its bytes say or what its code does; every other error
+//! (the engine's catch-all, `busy`, `io_error`, `grant_error`, a caller
+//! error for arguments that match the signature) is a bug in the runtime,
+//! and so is a call that leaks its concurrency permit.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use arbitrary::Unstructured;
-use wasmplug_runtime::wasmplug_inspect::ValType;
-use wasmplug_runtime::{InstancePolicy, Limits, PluginConfig, Value};
+use wasmplug_runtime::wasmplug_inspect::{Signature, ValType};
+use wasmplug_runtime::{InstancePolicy, Limits, PluginConfig, Runtime, RuntimeError, Value};
 
 /// Imports a plugin-shaped module may use: the whole host module and WASI
 /// functions that cannot block (no `poll_oneoff`) or reach the file system
@@ -134,4 +140,132 @@ pub fn zero(ty: ValType) -> Option<Value> {
         ValType::F64 => Some(Value::F64(0.0)),
         _ => None,
     }
+}
+
+/// Where an error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// [`Runtime::load`]: reading, checking, compiling and linking.
+    Load,
+    /// A call or invoke of an export, with arguments that match its
+    /// signature; with fresh instances each call also instantiates.
+    Call,
+}
+
+/// What [`load_and_call`] saw, one event at a time.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The module loaded.
+    Loaded,
+    /// The module did not load, for a reason a plugin can cause.
+    LoadFailed(&'a RuntimeError),
+    /// A call returned.
+    CallOk,
+    /// A call failed, for a reason a plugin can cause.
+    CallFailed(&'a RuntimeError),
+}
+
+/// The acceptance rule: `Ok` when `error` is one a plugin can legitimately
+/// cause at `stage`, otherwise why it is a runtime bug. Decided by variant
+/// (and recorded fields), never by message text.
+pub fn check_error(error: &RuntimeError, stage: Stage) -> Result<(), String> {
+    if error.code().is_empty() || error.to_string().is_empty() {
+        return Err(format!("empty code or message for {error:?}"));
+    }
+    let legitimate = match error {
+        // What the bytes say: unreadable, against the contract, refused
+        // by the engine (a proposal this build does not run).
+        RuntimeError::Inspect(_) | RuntimeError::Contract { .. } | RuntimeError::Compile { .. } => stage == Stage::Load,
+        // Linking or instantiating (a missing import, a memory or table
+        // the pool cannot hold); fresh instances instantiate on every call.
+        RuntimeError::Instantiate { .. } => true,
+        // What the code does, in a start function or a call.
+        RuntimeError::Timeout { .. }
+        | RuntimeError::OutOfFuel { .. }
+        | RuntimeError::MemoryLimit { .. }
+        | RuntimeError::StackOverflow { .. }
+        | RuntimeError::OutputLimit { .. }
+        | RuntimeError::Trap { .. }
+        | RuntimeError::Exit { .. }
+        | RuntimeError::PluginFailed { .. } => true,
+        // An export whose results (its parameters are all numbers, or it
+        // would not be called) include a type typed calls cannot carry.
+        RuntimeError::UnsupportedSignature { signature, .. } => {
+            stage == Stage::Call && !carries_only_numbers(signature)
+        }
+        // Everything else: the catch-all `Engine`, `Busy` (calls run one
+        // at a time, far below every limit), `Io` and `Grant` (bytes, no
+        // grants), `Unsupported` and `EngineUnavailable` (the default
+        // engine), and the caller errors (`NoSuchFunction`,
+        // `ArgumentCount`, `ArgumentType`, `NotBytesAbi`,
+        // `SignatureMismatch`) for exports called with matching arguments.
+        _ => false,
+    };
+    if legitimate {
+        Ok(())
+    } else {
+        Err(format!(
+            "{stage:?} failed with `{}`, which no plugin should cause: {error} ({error:?})",
+            error.code()
+        ))
+    }
+}
+
+/// Loads `bytes` into `runtime` and calls every export whose parameters
+/// are all numbers with zeros, and `invoke`s every bytes-ABI export with
+/// `hello`. Panics when an error fails [`check_error`] or a call leaks its
+/// concurrency permit; tells `observe` everything else.
+pub fn load_and_call(runtime: &Runtime, bytes: &[u8], reuse: bool, mut observe: impl FnMut(Event<'_>)) {
+    let plugin = match runtime.load("smith", bytes, &plugin_config(reuse)) {
+        Ok(plugin) => plugin,
+        Err(error) => {
+            accept(&error, Stage::Load);
+            return observe(Event::LoadFailed(&error));
+        }
+    };
+    observe(Event::Loaded);
+    for function in plugin.functions() {
+        let Some(args) = function
+            .signature
+            .params
+            .iter()
+            .map(|ty| zero(*ty))
+            .collect::<Option<Vec<_>>>()
+        else {
+            continue;
+        };
+        let mut outcomes = vec![plugin.call(&function.name, &args).map(|_| ())];
+        if function.is_bytes_abi() {
+            outcomes.push(plugin.invoke(&function.name, &b"hello"[..]).map(|_| ()));
+        }
+        for outcome in outcomes {
+            match outcome {
+                Ok(()) => observe(Event::CallOk),
+                Err(error) => {
+                    accept(&error, Stage::Call);
+                    observe(Event::CallFailed(&error));
+                }
+            }
+        }
+        assert_eq!(
+            plugin.in_flight(),
+            0,
+            "a call of `{}` leaked its concurrency permit",
+            function.name
+        );
+    }
+}
+
+fn accept(error: &RuntimeError, stage: Stage) {
+    if let Err(why) = check_error(error, stage) {
+        panic!("{why}");
+    }
+}
+
+fn carries_only_numbers(signature: &Signature) -> bool {
+    signature
+        .params
+        .iter()
+        .chain(&signature.results)
+        .all(|ty| zero(*ty).is_some())
 }

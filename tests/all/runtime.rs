@@ -356,28 +356,21 @@ fn wasi_stdio_is_captured_and_capped_per_call_on_a_reused_instance() {
         }),
     )
     .unwrap();
-    let error = capped.invoke("words", "a b a").unwrap_err();
-    assert!(
-        matches!(
-            error,
-            RuntimeError::OutputLimit {
-                stream: OutputStream::Stdout,
-                limit_bytes: 20
-            }
-        ),
-        "{error}"
-    );
-    let error = executor.block_on(capped.invoke_async("words", "a b a")).unwrap_err();
-    assert!(
-        matches!(
-            error,
-            RuntimeError::OutputLimit {
-                stream: OutputStream::Stdout,
-                limit_bytes: 20
-            }
-        ),
-        "{error}"
-    );
+    let sync = capped.invoke("words", "a b a");
+    let asynchronous = executor.block_on(capped.invoke_async("words", "a b a"));
+    for result in [sync, asynchronous] {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                RuntimeError::OutputLimit {
+                    stream: OutputStream::Stdout,
+                    limit_bytes: 20
+                }
+            ),
+            "{error}"
+        );
+    }
 }
 
 #[test]

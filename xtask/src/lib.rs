@@ -9,6 +9,7 @@
 //! renamed into place, next to a stamp that says what produced it.
 
 mod build_comment;
+pub mod nats;
 mod plugins;
 mod toolchain;
 

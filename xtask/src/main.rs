@@ -10,6 +10,7 @@ use xtask::{build_plugins, plugins_out_dir, project_root, release_binary};
 
 mod api_fuzz;
 mod bench;
+mod cluster;
 mod load_test;
 mod service;
 mod soak;
@@ -26,6 +27,10 @@ commands:
     serve [args...]          build the plugins and start the service on
                              127.0.0.1:8080 with them loaded (extra args go to
                              `wasmplug serve`)
+    cluster [--replicas N]   start nats-server (JetStream) and N replicas (default
+                             3) on loopback sharing it as their registry, publish
+                             the example plugins, print the replicas' addresses;
+                             Ctrl-C stops everything
     bench [--quick] [--report-only]
                              run the criterion benches and write BENCHMARKS.md
                              (--report-only: from the last run's results)
@@ -106,6 +111,10 @@ fn main() -> anyhow::Result<()> {
             let cases = only_option("api-fuzz", &rest, "--cases", 100)?;
             build_plugins()?;
             println!("{}", api_fuzz::run(&sh, cases)?);
+        }
+        Some("cluster") => {
+            let replicas = only_option("cluster", &rest, "--replicas", 3)?;
+            cluster::run(&sh, replicas)?;
         }
         Some("ci") => {
             no_more_arguments("ci", &rest)?;

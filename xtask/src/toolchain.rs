@@ -266,8 +266,22 @@ fn can_install(sh: &Shell) -> bool {
     Path::new("/usr/bin/apt-get").exists() && cmd!(sh, "id -u").quiet().read().is_ok_and(|uid| uid.trim() == "0")
 }
 
+/// Whether this machine lets xtask install Debian packages (apt-get, root).
+pub(crate) fn can_install_packages() -> bool {
+    Shell::new().is_ok_and(|sh| can_install(&sh))
+}
+
 fn install(sh: &Shell) -> anyhow::Result<()> {
     eprintln!("xtask: installing the wasm32 toolchain: {INSTALL_COMMAND}");
+    apt_install_with(sh, PACKAGES)
+}
+
+/// `apt-get update`, then `apt-get install -y <packages>`.
+pub(crate) fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    apt_install_with(&Shell::new()?, packages)
+}
+
+fn apt_install_with(sh: &Shell, packages: &[&str]) -> anyhow::Result<()> {
     // Two test processes may get here at once; wait for the other's dpkg
     // lock rather than failing.
     let lock_timeout = "DPkg::Lock::Timeout=600";
@@ -275,7 +289,7 @@ fn install(sh: &Shell) -> anyhow::Result<()> {
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()
         .context("apt-get update failed")?;
-    cmd!(sh, "apt-get -o {lock_timeout} install -y {PACKAGES...}")
+    cmd!(sh, "apt-get -o {lock_timeout} install -y {packages...}")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()
         .context("apt-get install failed")?;
@@ -284,7 +298,7 @@ fn install(sh: &Shell) -> anyhow::Result<()> {
 
 /// `program` itself if it is a path to a file, else the first match on
 /// `PATH`.
-fn find_program(program: impl AsRef<Path>) -> Option<PathBuf> {
+pub(crate) fn find_program(program: impl AsRef<Path>) -> Option<PathBuf> {
     let program = program.as_ref();
     if program.components().count() > 1 {
         return program.is_file().then(|| program.to_path_buf());

@@ -1,5 +1,5 @@
 //! The `wasmplug` command as a library: one verb per file (`run`,
-//! `inspect`, `serve`). [`main_with`] takes the arguments and the output
+//! `inspect`, `serve`), and the NATS registry's verbs in `registry`. [`main_with`] takes the arguments and the output
 //! streams, so tests drive exactly what the binary runs. Errors print as one
 //! line on stderr and exit non-zero; no verb panics on bad input.
 
@@ -10,6 +10,7 @@ use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 pub mod inspect;
+pub mod registry;
 pub mod run;
 pub mod serve;
 
@@ -27,8 +28,16 @@ enum Command {
     Run(run::RunArgs),
     /// List a module's imports and exports, and check it against the plugin contract.
     Inspect(inspect::InspectArgs),
-    /// Serve a directory of plugins over HTTP.
+    /// Serve a directory of plugins (or a NATS registry's) over HTTP.
     Serve(serve::ServeArgs),
+    /// Check a module and publish it to a NATS registry as a plugin's new version.
+    Publish(registry::PublishArgs),
+    /// Roll a plugin in a NATS registry back to an earlier version.
+    Rollback(registry::RollbackArgs),
+    /// Take a plugin in a NATS registry out of service (its history stays).
+    Delete(registry::DeleteArgs),
+    /// List the plugins of a NATS registry.
+    List(registry::ListArgs),
 }
 
 /// Runs the command line `args` (the first is the program name), writing to
@@ -62,6 +71,10 @@ where
         Command::Run(args) => run::run(args, stdout, stderr),
         Command::Inspect(args) => inspect::run(args, stdout, stderr),
         Command::Serve(args) => serve::run(args).map(|()| 0),
+        Command::Publish(args) => registry::publish(args, stdout),
+        Command::Rollback(args) => registry::rollback(args, stdout),
+        Command::Delete(args) => registry::delete(args, stdout),
+        Command::List(args) => registry::list(args, stdout),
     };
     match result {
         Ok(code) => code,

@@ -20,6 +20,17 @@ pub struct ServeArgs {
     /// The plugin directory: `<name>.wasm` and optional `<name>.toml`.
     #[arg(long, env = "WASMPLUG_PLUGINS")]
     plugins: Option<PathBuf>,
+    /// A NATS JetStream registry shared by replicas:
+    /// `nats://HOST:PORT[,nats://HOST:PORT…]`. `--plugins` then names where
+    /// this replica keeps its local state and cache.
+    #[arg(long, env = "WASMPLUG_REGISTRY", value_name = "URLS")]
+    registry: Option<String>,
+    /// Bucket names' prefix in the NATS registry (`<prefix>_plugins`, `<prefix>_modules`).
+    #[arg(long, env = "WASMPLUG_REGISTRY_PREFIX", value_name = "PREFIX")]
+    registry_prefix: Option<String>,
+    /// Replicas of each bucket when this replica creates them (JetStream clusters: 3).
+    #[arg(long, env = "WASMPLUG_REGISTRY_REPLICAS", value_name = "N")]
+    registry_replicas: Option<usize>,
     /// Address to listen on.
     #[arg(long, env = "WASMPLUG_LISTEN")]
     listen: Option<SocketAddr>,
@@ -58,6 +69,9 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     plugins: Option<PathBuf>,
+    registry: Option<String>,
+    registry_prefix: Option<String>,
+    registry_replicas: Option<usize>,
     listen: Option<SocketAddr>,
     admin_token: Option<String>,
     cache_dir: Option<PathBuf>,
@@ -84,7 +98,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let config = server_config(&args)?;
 
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if args.check_config {
+        let _runtime = runtime.enter();
         let state = wasmplug_server::AppState::new(config)?;
         state.load_all();
         let mut failures = 0;
@@ -101,7 +117,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let admin = if config.admin_token.is_some() {
         "enabled"
     } else {
@@ -134,6 +149,11 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         .or(file.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let mut config = ServerConfig::new(plugins, listen);
+    config.registry = registry_config(
+        args.registry.clone().or(file.registry),
+        args.registry_prefix.clone().or(file.registry_prefix),
+        args.registry_replicas.or(file.registry_replicas),
+    )?;
     config.admin_token = args
         .admin_token
         .clone()
@@ -154,6 +174,30 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     }
     config.shutdown_grace = Duration::from_secs(10);
     Ok(config)
+}
+
+/// The NATS registry the settings name, if any.
+pub fn registry_config(
+    urls: Option<String>,
+    prefix: Option<String>,
+    replicas: Option<usize>,
+) -> anyhow::Result<Option<wasmplug_server::NatsConfig>> {
+    let Some(urls) = urls.filter(|urls| !urls.trim().is_empty()) else {
+        anyhow::ensure!(
+            prefix.is_none() && replicas.is_none(),
+            "--registry-prefix and --registry-replicas need --registry nats://HOST:PORT"
+        );
+        return Ok(None);
+    };
+    let mut config = wasmplug_server::NatsConfig::from_url(&urls).map_err(anyhow::Error::msg)?;
+    if let Some(prefix) = prefix {
+        config.bucket_prefix = prefix;
+    }
+    if let Some(replicas) = replicas {
+        config.replicas = replicas;
+    }
+    config.check().map_err(anyhow::Error::msg)?;
+    Ok(Some(config))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use serde_json::{json, Value as Json_};
 use wasmplug_runtime::{CallOutcome, EngineKind, LogRecord, Plugin, RuntimeError, Value};
 
 use crate::error::ApiError;
-use crate::registry::{is_valid_name, ManifestChange, RegistryError, Slot};
+use crate::registry::{is_valid_name, ActiveVersion, Expected, ManifestChange, RegistryError, RegistryHealth, Slot};
 use crate::AppState;
 
 /// The service's router over `state`.
@@ -90,11 +90,16 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// 503 until the initial load finished. Then 200: `ready`, or
+/// `degraded: <why>` while a replica serves the last registry state it knew
+/// (it still serves calls, so a load balancer should keep sending them).
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
-        "ready".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "loading plugins").into_response()
+    if !state.ready.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "loading plugins").into_response();
+    }
+    match state.registry.health() {
+        RegistryHealth::Current => "ready".into_response(),
+        RegistryHealth::Degraded(reason) => format!("degraded: {reason}").into_response(),
     }
 }
 
@@ -127,23 +132,22 @@ async fn describe_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
     _: Body,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Response, ApiError> {
     let slot = find_slot(&state, &name)?;
     let active = slot.active.load_full();
     let plugin = active.as_ref().map(|active| &active.plugin);
-    let versions: Vec<Json_> = state
-        .registry
-        .versions(&name)
+    let registry = state.registry.clone();
+    let lookup = name.clone();
+    let versions: Vec<Json_> = tokio::task::spawn_blocking(move || registry.versions(&lookup))
+        .await
+        .map_err(internal)?
         .into_iter()
         .map(|version| {
-            let manifest = version
-                .manifest
-                .as_deref()
-                .and_then(|digest| state.registry.stored_manifest(&name, digest));
-            json!({ "digest": version.module, "manifest_digest": version.manifest, "manifest": manifest })
+            json!({ "digest": version.id.module, "manifest_digest": version.id.manifest, "manifest": version.manifest })
         })
         .collect();
-    Ok(Json(json!({
+    let tag = active.as_ref().map(|active| active.id.tag());
+    let body = Json(json!({
         "name": name,
         "active_digest": plugin.map(|plugin| plugin.digest()),
         "manifest": active.as_ref().and_then(|active| active.manifest.as_deref()),
@@ -155,7 +159,49 @@ async fn describe_plugin(
         "warnings": plugin.map(|plugin| plugin.warnings()),
         "report": plugin.map(|plugin| plugin.report()),
         "in_flight": plugin.map(|plugin| plugin.in_flight()),
-    })))
+    }));
+    Ok(with_etag(body.into_response(), tag.as_deref()))
+}
+
+/// Sets `ETag` to a version's tag, the value `If-Match` takes.
+fn with_etag(mut response: Response, tag: Option<&str>) -> Response {
+    if let Some(value) = tag.and_then(|tag| HeaderValue::from_str(&format!("\"{tag}\"")).ok()) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// A change's precondition: `If-Match: "<tag>"` (the active version's
+/// `ETag`), or `If-None-Match: *` (no active version yet). A change whose
+/// precondition no longer holds gets `409 conflict`.
+fn precondition(headers: &HeaderMap) -> Result<Option<Option<String>>, ApiError> {
+    let bad = |header: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_precondition",
+            format!("{header} takes one quoted version tag (as `ETag` gives it), or `*` for If-None-Match"),
+        )
+    };
+    if let Some(value) = headers.get(header::IF_MATCH) {
+        let tag = value
+            .to_str()
+            .ok()
+            .and_then(|value| value.trim().strip_prefix('"')?.strip_suffix('"'))
+            .filter(|tag| !tag.is_empty() && !tag.contains('"'))
+            .ok_or_else(|| bad("If-Match"))?;
+        return Ok(Some(Some(tag.to_owned())));
+    }
+    if let Some(value) = headers.get(header::IF_NONE_MATCH) {
+        return match value.to_str().map(str::trim) {
+            Ok("*") => Ok(Some(None)),
+            _ => Err(bad("If-None-Match")),
+        };
+    }
+    Ok(None)
+}
+
+fn as_expected(precondition: &Option<Option<String>>) -> Option<Expected<'_>> {
+    precondition.as_ref().map(|tag| tag.as_deref())
 }
 
 /// The plugin's configuration as it runs: `execution_mode` is WasmEdge's
@@ -185,6 +231,7 @@ async fn upload_plugin(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
     check_name(&name)?;
+    let precondition = precondition(&headers)?;
     let registry = state.registry.clone();
     let existed = registry.slot(&name).is_some_and(|slot| slot.active.load().is_some());
     let version = tokio::task::spawn_blocking(move || {
@@ -192,18 +239,19 @@ async fn upload_plugin(
             Some(text) => ManifestChange::Set(text),
             None => ManifestChange::Keep,
         };
-        registry.upload(&name, &body, manifest)
+        registry.upload(&name, &body, manifest, as_expected(&precondition))
     })
     .await
     .map_err(internal)?
     .map_err(registry_error)?;
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     let plugin = &version.plugin;
-    Ok((
+    let response = (
         status,
         Json(json!({ "name": plugin.name(), "digest": plugin.digest(), "functions": functions(plugin) })),
     )
-        .into_response())
+        .into_response();
+    Ok(with_etag(response, Some(&version.id.tag())))
 }
 
 async fn delete_plugin(
@@ -214,8 +262,9 @@ async fn delete_plugin(
 ) -> Result<StatusCode, ApiError> {
     authorize(&state, &headers)?;
     check_name(&name)?;
+    let precondition = precondition(&headers)?;
     let registry = state.registry.clone();
-    tokio::task::spawn_blocking(move || registry.delete(&name))
+    tokio::task::spawn_blocking(move || registry.delete(&name, as_expected(&precondition)))
         .await
         .map_err(internal)?
         .map_err(registry_error)?;
@@ -233,19 +282,23 @@ async fn rollback_plugin(
     Query(query): Query<RollbackQuery>,
     headers: HeaderMap,
     _: Body,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
     check_name(&name)?;
+    let precondition = precondition(&headers)?;
     let registry = state.registry.clone();
-    let version = tokio::task::spawn_blocking(move || registry.rollback(&name, query.digest.as_deref()))
-        .await
-        .map_err(internal)?
-        .map_err(registry_error)?;
-    Ok(Json(json!({
+    let version: Arc<ActiveVersion> = tokio::task::spawn_blocking(move || {
+        registry.rollback(&name, query.digest.as_deref(), as_expected(&precondition))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(registry_error)?;
+    let body = Json(json!({
         "name": version.plugin.name(),
         "digest": version.plugin.digest(),
         "manifest": version.manifest,
-    })))
+    }));
+    Ok(with_etag(body.into_response(), Some(&version.id.tag())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -524,6 +577,10 @@ fn registry_error(error: RegistryError) -> ApiError {
             format!("invalid manifest: {message}"),
         ),
         RegistryError::NotFound(message) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+        RegistryError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+        RegistryError::Unavailable(message) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable", message)
+        }
         RegistryError::Io(error) => internal(error),
     }
 }

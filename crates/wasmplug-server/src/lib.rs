@@ -1,13 +1,15 @@
 //! The wasmplug HTTP microservice.
 //!
-//! A [`Registry`] keeps a directory of plugins loaded and swaps new versions
-//! in while calls run; [`app`] is the router over it (tests drive it with
-//! `tower::ServiceExt::oneshot`); [`serve`] binds a socket, loads the
-//! directory, watches it, and serves until its shutdown future resolves.
+//! A [`Registry`] keeps plugins loaded and swaps new versions in while calls
+//! run: a directory ([`DirectoryRegistry`], the default) or a NATS JetStream
+//! registry shared by replicas ([`NatsRegistry`]). [`app`] is the router
+//! over it (tests drive it with `tower::ServiceExt::oneshot`); [`serve`]
+//! binds a socket, loads the registry, follows its changes, and serves until
+//! its shutdown future resolves.
 //!
 //! | route | does |
 //! |---|---|
-//! | `GET /healthz`, `GET /readyz` | liveness; readiness once the initial load finished |
+//! | `GET /healthz`, `GET /readyz` | liveness; readiness once the initial load finished (`degraded: …` while a replica is behind its registry) |
 //! | `GET /metrics` | Prometheus text: calls, errors by code, latency, fuel, in-flight |
 //! | `GET /openapi.json` | this API, as OpenAPI 3.1 |
 //! | `GET /v1/plugins`, `GET /v1/plugins/{name}` | what is loaded: digests, functions, versions, last load error, report |
@@ -37,14 +39,22 @@ mod watch;
 pub use api::app;
 pub use error::ApiError;
 pub use lanes::{Call, Lanes, BACKGROUND_NICE};
-pub use registry::{is_valid_name, ActiveVersion, ManifestChange, Registry, RegistryError, Slot, VersionId};
+pub use registry::{
+    is_valid_name, ActiveVersion, DirectoryRegistry, Expected, JetStream, ManifestChange, NatsConfig, NatsRegistry,
+    PluginRecord, Plugins, Published, RecordVersion, Registry, RegistryError, RegistryHealth, Slot, StoredVersion,
+    VersionId, DEFAULT_BUCKET_PREFIX,
+};
 pub use watch::watch;
 
 /// How the service runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The plugin directory.
+    /// The plugin directory; with a NATS registry, where this replica keeps
+    /// its local state (`.replica/`) and its compiled-module cache.
     pub plugins_dir: PathBuf,
+    /// Where plugins' versions live: the plugin directory (`None`) or a
+    /// NATS JetStream registry.
+    pub registry: Option<NatsConfig>,
     /// Where to listen.
     pub listen: SocketAddr,
     /// The bearer token for mutations; `None` disables them.
@@ -76,6 +86,7 @@ impl ServerConfig {
     pub fn new(plugins_dir: PathBuf, listen: SocketAddr) -> Self {
         ServerConfig {
             plugins_dir,
+            registry: None,
             listen,
             admin_token: None,
             cache_dir: None,
@@ -95,18 +106,28 @@ impl ServerConfig {
 #[derive(Clone)]
 pub struct AppState {
     /// The plugins.
-    pub registry: Arc<Registry>,
+    pub registry: Arc<dyn Registry>,
     /// The configuration.
     pub config: Arc<ServerConfig>,
     /// Set once the initial load finished.
     pub ready: Arc<AtomicBool>,
     call_slots: Arc<tokio::sync::Semaphore>,
     lanes: Arc<Lanes>,
+    backend: Backend,
+}
+
+/// The registry behind [`AppState::registry`], for what only starting up
+/// needs to know: how to load it and follow its changes.
+#[derive(Clone)]
+enum Backend {
+    Directory(Arc<DirectoryRegistry>),
+    Nats(Arc<NatsRegistry>),
 }
 
 impl AppState {
-    /// A state with a runtime and a registry over the configured directory;
-    /// nothing is loaded yet (see [`AppState::load_all`]).
+    /// A state with a runtime and the configured registry; nothing is loaded
+    /// yet (see [`AppState::load_all`]). A NATS registry needs to be created
+    /// inside a Tokio runtime.
     pub fn new(config: ServerConfig) -> anyhow::Result<AppState> {
         let cache_dir = config
             .cache_dir
@@ -117,11 +138,27 @@ impl AppState {
             pool_instances: config.pool_instances,
             ..RuntimeConfig::default()
         })?;
-        let registry = Registry::new(&config.plugins_dir, runtime)
-            .with_context(|| format!("cannot use plugin directory {}", config.plugins_dir.display()))?;
+        let (registry, backend): (Arc<dyn Registry>, Backend) = match &config.registry {
+            None => {
+                let registry = Arc::new(
+                    DirectoryRegistry::new(&config.plugins_dir, runtime)
+                        .with_context(|| format!("cannot use plugin directory {}", config.plugins_dir.display()))?,
+                );
+                (registry.clone(), Backend::Directory(registry))
+            }
+            Some(nats) => {
+                let state_dir = config.plugins_dir.join(".replica");
+                let registry = Arc::new(
+                    NatsRegistry::new(nats.clone(), &state_dir, runtime)
+                        .with_context(|| format!("cannot use replica state directory {}", state_dir.display()))?,
+                );
+                (registry.clone(), Backend::Nats(registry))
+            }
+        };
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Ok(AppState {
-            registry: Arc::new(registry),
+            registry,
+            backend,
             lanes: Arc::new(Lanes::new(cores).context("cannot start the background lane")?),
             call_slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls)),
             config: Arc::new(config),
@@ -129,10 +166,47 @@ impl AppState {
         })
     }
 
-    /// Loads every plugin in the directory, then reports ready.
+    /// Loads every plugin in the directory, or the state a replica last
+    /// knew of its NATS registry (blocking), then reports ready.
     pub fn load_all(&self) {
-        self.registry.load_all();
+        match &self.backend {
+            Backend::Directory(directory) => directory.load_all(),
+            Backend::Nats(nats) => nats.load_local(),
+        }
         self.ready.store(true, Ordering::Release);
+    }
+
+    /// The directory registry, when that is the backend.
+    pub fn directory(&self) -> Option<&Arc<DirectoryRegistry>> {
+        match &self.backend {
+            Backend::Directory(directory) => Some(directory),
+            Backend::Nats(_) => None,
+        }
+    }
+
+    /// Follows the registry's changes until the returned guard is dropped:
+    /// the directory's watcher, or a replica's NATS follower task.
+    pub fn follow(&self) -> anyhow::Result<Following> {
+        Ok(match &self.backend {
+            Backend::Directory(directory) => Following::Watcher(watch::watch(directory.clone())?),
+            Backend::Nats(nats) => Following::Task(tokio::spawn(nats.clone().follow())),
+        })
+    }
+}
+
+/// What [`AppState::follow`] started; dropping it stops it.
+pub enum Following {
+    /// The directory's watcher.
+    Watcher(notify::RecommendedWatcher),
+    /// A replica's NATS follower.
+    Task(tokio::task::JoinHandle<()>),
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        if let Following::Task(task) = self {
+            task.abort();
+        }
     }
 }
 
@@ -158,15 +232,22 @@ pub async fn serve(
         .max_header_size(MAX_HEADER_BYTES)
         .keep_alive(true);
     let state = AppState::new(config)?;
-    // Watch before the initial load, so a change made while it runs is
-    // not missed; the service announces itself only once both are done.
-    let _watcher = if watch {
-        Some(watch::watch(state.registry.clone())?)
+    // Watch a directory before the initial load, so a change made while it
+    // runs is not missed; the service announces itself only once both are
+    // done. A replica follows NATS after loading its local state, and
+    // serves that state while it catches up.
+    let directory = matches!(state.backend, Backend::Directory(_));
+    let mut following = if watch && directory {
+        Some(state.follow()?)
     } else {
         None
     };
     let loader = state.clone();
     tokio::task::spawn_blocking(move || loader.load_all()).await?;
+    if !directory {
+        following = Some(state.follow()?);
+    }
+    let _following = following;
     on_bound(address);
     serve_connections(listener, app(state), &http, shutdown, grace).await;
     Ok(())

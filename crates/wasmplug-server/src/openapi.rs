@@ -12,7 +12,7 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     (
         "get",
         "/readyz",
-        "Readiness: 200 once the initial load finished, 503 before.",
+        "Readiness: 503 until the initial load finished; then 200 with `ready`, or `degraded: <why>` while a replica of a NATS registry serves the last state it knew.",
         false,
     ),
     ("get", "/metrics", "Prometheus metrics.", false),
@@ -262,7 +262,11 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
             errors = &[];
         }
         ("get", "/readyz") => {
-            ok("200", "`ready`", Some(text()));
+            ok(
+                "200",
+                "`ready`, or `degraded: <why>` (still serving calls, on the last registry state this replica knew)",
+                Some(text()),
+            );
             ok("503", "Still loading plugins", Some(text()));
             errors = &[];
         }
@@ -286,7 +290,16 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
             ok("200", "Every plugin, sorted by name", Some(json_body("PluginList")));
             errors = &[];
         }
-        ("get", _) => ok("200", "The plugin", Some(json_body("PluginDetail"))),
+        ("get", _) => {
+            responses.insert(
+                "200".into(),
+                json!({
+                    "description": "The plugin; `ETag` is its active version's tag, for `If-Match`",
+                    "headers": { "ETag": etag() },
+                    "content": json_body("PluginDetail"),
+                }),
+            );
+        }
         _ if is_call => {
             operation["requestBody"] = json!({
                 "required": true,
@@ -305,7 +318,7 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                     "example": "hello, wasmplug",
                 } },
             });
-            add_query(
+            add_parameter(
                 &mut operation,
                 json!({
                     "name": "format", "in": "query", "required": false,
@@ -339,7 +352,7 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                     "application/octet-stream": { "schema": { "type": "string", "format": "binary" } },
                 },
             });
-            add_query(
+            add_parameter(
                 &mut operation,
                 json!({
                     "name": "manifest", "in": "query", "required": false,
@@ -347,16 +360,22 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                     "schema": { "type": "string" },
                 }),
             );
-            ok("200", "Replaced", Some(json_body("Uploaded")));
-            ok("201", "Created", Some(json_body("Uploaded")));
-            errors = &["400", "408", "413", "422"];
+            for (status, description) in [("200", "Replaced"), ("201", "Created")] {
+                responses.insert(
+                    status.into(),
+                    json!({ "description": description, "headers": { "ETag": etag() }, "content": json_body("Uploaded") }),
+                );
+            }
+            add_preconditions(&mut operation, true);
+            errors = &["400", "408", "409", "413", "422", "503"];
         }
         ("delete", _) => {
             ok("204", "Removed", None);
-            errors = &["400", "404"];
+            add_preconditions(&mut operation, false);
+            errors = &["400", "404", "409", "503"];
         }
         ("post", p) if p.ends_with("/rollback") => {
-            add_query(
+            add_parameter(
                 &mut operation,
                 json!({
                     "name": "digest", "in": "query", "required": false,
@@ -364,8 +383,12 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                     "schema": { "type": "string" },
                 }),
             );
-            ok("200", "Rolled back", Some(json_body("RolledBack")));
-            errors = &["400", "404", "422"];
+            responses.insert(
+                "200".into(),
+                json!({ "description": "Rolled back", "headers": { "ETag": etag() }, "content": json_body("RolledBack") }),
+            );
+            add_preconditions(&mut operation, false);
+            errors = &["400", "404", "409", "422", "503"];
         }
         _ => ok(
             "200",
@@ -383,12 +406,16 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
             }),
             "404" => json!({ "description": "No such plugin or function", "content": problem() }),
             "408" => json!({ "description": "The body did not arrive within the body timeout", "content": problem() }),
+            "409" => json!({
+                "description": "`conflict`: the plugin changed meanwhile (another writer, or an `If-Match` that no longer holds); nothing was written",
+                "content": problem(),
+            }),
             "413" => json!({ "description": "Body too large", "content": problem() }),
             "422" => {
                 json!({ "description": "Rejected module or manifest, or failed plugin call", "content": problem() })
             }
             "503" => json!({
-                "description": "Overloaded; see Retry-After",
+                "description": "`overloaded` (calls; see Retry-After), or `registry_unavailable` (changes, while a replica cannot reach its NATS registry; nothing was written)",
                 "headers": { "Retry-After": { "schema": { "type": "integer" } } },
                 "content": problem(),
             }),
@@ -428,7 +455,33 @@ fn operation_id(method: &str, path: &str) -> &'static str {
     }
 }
 
-fn add_query(operation: &mut Value, parameter: Value) {
+fn etag() -> Value {
+    json!({ "description": "The active version's tag, quoted", "schema": { "type": "string" } })
+}
+
+/// `If-Match` on every change; `If-None-Match: *` on uploads (create only).
+fn add_preconditions(operation: &mut Value, create: bool) {
+    add_parameter(
+        operation,
+        json!({
+            "name": "If-Match", "in": "header", "required": false,
+            "description": "Apply only while the active version's tag (the `ETag` of a read) is this one; else 409.",
+            "schema": { "type": "string" },
+        }),
+    );
+    if create {
+        add_parameter(
+            operation,
+            json!({
+                "name": "If-None-Match", "in": "header", "required": false,
+                "description": "`*`: apply only while the plugin has no active version; else 409.",
+                "schema": { "type": "string", "enum": ["*"] },
+            }),
+        );
+    }
+}
+
+fn add_parameter(operation: &mut Value, parameter: Value) {
     if let Some(parameters) = operation["parameters"].as_array_mut() {
         parameters.push(parameter);
     }

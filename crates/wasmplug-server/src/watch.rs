@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
-use crate::registry::{is_valid_name, Registry};
+use crate::registry::{is_valid_name, DirectoryRegistry};
 
 /// Starts watching; dropping the returned watcher stops it.
-pub fn watch(registry: Arc<Registry>) -> anyhow::Result<notify::RecommendedWatcher> {
+pub fn watch(registry: Arc<DirectoryRegistry>) -> anyhow::Result<notify::RecommendedWatcher> {
     let (events_tx, events_rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
     let mut watcher = notify::recommended_watcher(events_tx)?;
     watcher.watch(registry.dir(), RecursiveMode::NonRecursive)?;

@@ -556,7 +556,7 @@ async fn a_call_asleep_in_a_host_function_still_times_out() {
     let (state, dir) = service(&[], None);
     std::fs::write(dir.path().join("sleeper.wasm"), plugin_bytes("sleeper")).unwrap();
     std::fs::write(dir.path().join("sleeper.toml"), "[limits]\ncall_timeout_ms = 200\n").unwrap();
-    assert!(state.registry.reload("sleeper"));
+    assert!(state.directory().unwrap().reload("sleeper"));
 
     let short = request(
         &state,
@@ -602,4 +602,85 @@ async fn a_call_asleep_in_a_host_function_still_times_out() {
     )
     .await;
     assert_eq!(again.status, StatusCode::OK);
+}
+
+/// A change with `If-Match` applies only while the active version is the
+/// one the client read (its `ETag`); `If-None-Match: *` only while there is
+/// none. Otherwise `409 conflict`, and nothing changes.
+#[tokio::test]
+async fn preconditions_guard_changes_against_a_racing_writer() {
+    let (state, _dir) = service(&[], Some("t"));
+    let change = |method: Method, uri: &'static str, header: Option<(&'static str, String)>, body: Vec<u8>| {
+        let state = state.clone();
+        async move {
+            let mut builder = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("authorization", "Bearer t");
+            if let Some((name, value)) = header {
+                builder = builder.header(name, value);
+            }
+            let response = app(state)
+                .oneshot(builder.body(Body::from(body)).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let etag = response
+                .headers()
+                .get("etag")
+                .map(|value| value.to_str().unwrap().to_owned());
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let code = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|json| json["code"].as_str().map(str::to_owned));
+            (status, code, etag)
+        }
+    };
+    let create = Some(("if-none-match", "*".to_owned()));
+    let (status, _, first) = change(Method::PUT, "/v1/plugins/p", create.clone(), version_module(1)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let first = first.expect("an upload gives the new version's ETag");
+    let (_, _, described) = change(Method::GET, "/v1/plugins/p", None, Vec::new()).await;
+    assert_eq!(described.as_ref(), Some(&first));
+
+    let (status, code, _) = change(Method::PUT, "/v1/plugins/p", create, version_module(2)).await;
+    assert_eq!((status, code.as_deref()), (StatusCode::CONFLICT, Some("conflict")));
+    let if_first = Some(("if-match", first.clone()));
+    let (status, _, second) = change(Method::PUT, "/v1/plugins/p", if_first.clone(), version_module(2)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(second.as_ref(), Some(&first));
+    // The first writer's tag is stale now: every change with it is refused.
+    for (method, uri) in [
+        (Method::PUT, "/v1/plugins/p"),
+        (Method::POST, "/v1/plugins/p/rollback"),
+        (Method::DELETE, "/v1/plugins/p"),
+    ] {
+        let (status, code, _) = change(method.clone(), uri, if_first.clone(), version_module(3)).await;
+        assert_eq!(
+            (status, code.as_deref()),
+            (StatusCode::CONFLICT, Some("conflict")),
+            "{method} {uri}"
+        );
+    }
+    let (_, _, current) = change(Method::GET, "/v1/plugins/p", None, Vec::new()).await;
+    assert_eq!(current, second);
+    let (status, code, _) = change(
+        Method::PUT,
+        "/v1/plugins/p",
+        Some(("if-match", "unquoted".to_owned())),
+        version_module(3),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (StatusCode::BAD_REQUEST, Some("invalid_precondition"))
+    );
+    let (status, _, _) = change(
+        Method::DELETE,
+        "/v1/plugins/p",
+        Some(("if-match", second.unwrap())),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 }

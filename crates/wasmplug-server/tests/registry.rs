@@ -67,7 +67,7 @@ fn watched_service() -> (AppState, tempfile::TempDir, impl Sized) {
     config.admin_token = Some(TOKEN.to_owned());
     config.pool_instances = 64;
     let state = AppState::new(config).unwrap();
-    let watcher = wasmplug_server::watch(state.registry.clone()).unwrap();
+    let watcher = wasmplug_server::watch(state.directory().unwrap().clone()).unwrap();
     state.load_all();
     (state, dir, watcher)
 }
@@ -129,7 +129,7 @@ async fn wait_for_the_watcher(state: &AppState, dir: &Path) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     std::fs::remove_file(dir.join("zz-sentinel.wasm")).unwrap();
-    state.registry.reload("zz-sentinel");
+    state.directory().unwrap().reload("zz-sentinel");
 }
 
 /// `name → (sha256 of <name>.wasm, <name>.toml)` for the directory.

@@ -39,8 +39,16 @@ pub fn start_with(dir: &std::path::Path, extra: &[&str]) -> (Child, SocketAddr) 
             break rest.split_whitespace().next().unwrap().parse().unwrap();
         }
     };
-    // Keep draining stderr so the service never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keep draining stderr so the service never blocks on a full pipe;
+    // `WASMPLUG_TEST_SERVICE_LOG=1` shows it.
+    let show = std::env::var_os("WASMPLUG_TEST_SERVICE_LOG").is_some();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if show {
+                eprintln!("[{address}] {line}");
+            }
+        }
+    });
     (child, address)
 }
 

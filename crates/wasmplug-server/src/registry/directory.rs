@@ -1,0 +1,321 @@
+//! The directory registry: `<name>.wasm` files with optional `<name>.toml`
+//! manifests, every version kept by SHA-256 under `.versions/<name>/`.
+//!
+//! Changes (uploads, deletes, rollbacks, reloads from the watcher) are
+//! serialised by one mutex. A name is listed exactly while its
+//! `<name>.wasm` exists: a reload that finds the file gone removes the name.
+//!
+//! Files are written to `.tmp/` first, synced, then renamed into place, so a
+//! crash leaves either the old or the new file, never half of one; the loader
+//! only reads `<name>.wasm` at the top level, so temporary files are never
+//! loaded.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use wasmplug_runtime::Runtime;
+
+use super::{
+    check_expected, is_valid_name, ActiveVersion, Expected, ManifestChange, Plugins, Registry, RegistryError,
+    RegistryHealth, StoredVersion, VersionId,
+};
+
+/// The directory registry. See the module docs.
+pub struct DirectoryRegistry {
+    dir: PathBuf,
+    plugins: Plugins,
+    /// The one serialisation point: uploads, deletes, rollbacks and the
+    /// watcher's reloads each hold it from their first read to their last
+    /// write, so they apply one after another, never interleaved.
+    changes: Mutex<()>,
+}
+
+impl DirectoryRegistry {
+    /// A registry over `dir` (created if missing). Nothing is loaded yet.
+    pub fn new(dir: &Path, runtime: Runtime) -> std::io::Result<DirectoryRegistry> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir.join(".tmp"))?;
+        std::fs::create_dir_all(dir.join(".versions"))?;
+        Ok(DirectoryRegistry {
+            dir: dir.to_owned(),
+            plugins: Plugins::new(runtime),
+            changes: Mutex::new(()),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads every `<name>.wasm` in the directory. Failures are recorded on
+    /// their slots; the others load regardless.
+    pub fn load_all(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                (path.extension()? == "wasm").then(|| path.file_stem()?.to_str().map(str::to_owned))?
+            })
+            .filter(|name| is_valid_name(name))
+            .collect();
+        names.sort();
+        for name in names {
+            self.reload(&name);
+        }
+    }
+
+    /// (Re)loads `name` from its files, as the watcher does after a change.
+    /// When `<name>.wasm` is gone, so is the plugin. On a failed load the
+    /// old version keeps serving and the error is recorded. Returns whether
+    /// a new version was swapped in.
+    pub fn reload(&self, name: &str) -> bool {
+        let _changes = self.lock_changes();
+        let wasm = self.dir.join(format!("{name}.wasm"));
+        let bytes = match std::fs::read(&wasm) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                self.plugins.remove(name);
+                return false;
+            }
+            Err(error) => {
+                self.plugins
+                    .record_error(name, Some(format!("cannot read {}: {error}", wasm.display())));
+                return false;
+            }
+        };
+        let result = self.read_manifest(name).and_then(|manifest| {
+            let id = VersionId::of(&bytes, manifest.as_deref());
+            if self.plugins.active(name).is_some_and(|active| active.id == id) {
+                return Ok(None);
+            }
+            self.plugins.compile(name, &bytes, manifest).map(Some)
+        });
+        match result {
+            Ok(None) => {
+                // The files hold the active version again: an error about
+                // one in between is history.
+                self.plugins.record_error(name, None);
+                false
+            }
+            Ok(Some(version)) => {
+                let _ = self.keep_version(name, &version, &bytes);
+                tracing::info!(plugin = name, digest = &version.id.module[..12], "loaded");
+                self.plugins.swap_in(name, Arc::new(version));
+                true
+            }
+            Err(error) => {
+                tracing::warn!(plugin = name, "load failed, previous version keeps serving: {error}");
+                self.plugins.record_error(name, Some(error.to_string()));
+                false
+            }
+        }
+    }
+
+    /// The text of a stored manifest, by its digest.
+    pub fn stored_manifest(&self, name: &str, digest: &str) -> Option<String> {
+        std::fs::read_to_string(self.versions_dir(name).join(format!("{digest}.toml"))).ok()
+    }
+
+    fn history(&self, name: &str) -> Vec<VersionId> {
+        let Ok(text) = std::fs::read_to_string(self.versions_dir(name).join("history")) else {
+            return Vec::new();
+        };
+        let mut seen: Vec<VersionId> = Vec::new();
+        for version in text.lines().filter_map(from_line) {
+            seen.retain(|known| *known != version);
+            seen.push(version);
+        }
+        seen
+    }
+
+    fn lock_changes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn check_expected(&self, name: &str, expected: Option<Expected<'_>>) -> Result<(), RegistryError> {
+        let active = self.plugins.active(name);
+        check_expected(name, active.as_ref().map(|active| &active.id), expected)
+    }
+
+    /// Compiles, stores and swaps in a version. Runs under `changes`.
+    fn install(&self, name: &str, bytes: &[u8], manifest: Option<String>) -> Result<Arc<ActiveVersion>, RegistryError> {
+        let version = self.plugins.compile(name, bytes, manifest)?;
+        self.keep_version(name, &version, bytes)?;
+        match &version.manifest {
+            Some(text) => self.write_atomically(&self.dir.join(format!("{name}.toml")), text.as_bytes())?,
+            None => remove_if_present(&self.dir.join(format!("{name}.toml")))?,
+        }
+        self.write_atomically(&self.dir.join(format!("{name}.wasm")), bytes)?;
+        let version = Arc::new(version);
+        self.plugins.swap_in(name, version.clone());
+        Ok(version)
+    }
+
+    fn read_manifest(&self, name: &str) -> Result<Option<String>, RegistryError> {
+        match std::fs::read_to_string(self.dir.join(format!("{name}.toml"))) {
+            Ok(text) => Ok(Some(text)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    fn versions_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(".versions").join(name)
+    }
+
+    /// Stores the module and manifest by digest and appends the version to
+    /// the history, unless it is the newest entry already.
+    fn keep_version(&self, name: &str, version: &ActiveVersion, bytes: &[u8]) -> std::io::Result<()> {
+        let dir = self.versions_dir(name);
+        std::fs::create_dir_all(&dir)?;
+        let module = dir.join(format!("{}.wasm", version.id.module));
+        if !module.exists() {
+            self.write_atomically(&module, bytes)?;
+        }
+        if let (Some(digest), Some(text)) = (&version.id.manifest, &version.manifest) {
+            let path = dir.join(format!("{digest}.toml"));
+            if !path.exists() {
+                self.write_atomically(&path, text.as_bytes())?;
+            }
+        }
+        if self.history(name).last() != Some(&version.id) {
+            let mut history = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("history"))?;
+            writeln!(history, "{}", to_line(&version.id))?;
+            history.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Temporary file in `.tmp/`, synced, renamed over `path`, directory synced.
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let mut file = tempfile::NamedTempFile::new_in(self.dir.join(".tmp"))?;
+        file.write_all(bytes)?;
+        file.as_file().sync_all()?;
+        file.persist(path).map_err(|error| error.error)?;
+        if let Some(parent) = path.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+impl Registry for DirectoryRegistry {
+    fn plugins(&self) -> &Plugins {
+        &self.plugins
+    }
+
+    fn upload(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        change: ManifestChange<'_>,
+        expected: Option<Expected<'_>>,
+    ) -> Result<Arc<ActiveVersion>, RegistryError> {
+        let _changes = self.lock_changes();
+        self.check_expected(name, expected)?;
+        let manifest = match change {
+            ManifestChange::Set(text) => Some(text.to_owned()),
+            ManifestChange::Keep => self.read_manifest(name)?,
+        };
+        self.install(name, bytes, manifest)
+    }
+
+    /// Removes `name`'s files and its slot. Its versions stay on disk.
+    fn delete(&self, name: &str, expected: Option<Expected<'_>>) -> Result<(), RegistryError> {
+        let _changes = self.lock_changes();
+        if self.plugins.slot(name).is_none() {
+            return Err(RegistryError::NotFound(format!("no plugin named `{name}`")));
+        }
+        self.check_expected(name, expected)?;
+        for extension in ["wasm", "toml"] {
+            remove_if_present(&self.dir.join(format!("{name}.{extension}")))?;
+        }
+        self.plugins.remove(name);
+        Ok(())
+    }
+
+    fn rollback(
+        &self,
+        name: &str,
+        digest: Option<&str>,
+        expected: Option<Expected<'_>>,
+    ) -> Result<Arc<ActiveVersion>, RegistryError> {
+        let _changes = self.lock_changes();
+        self.check_expected(name, expected)?;
+        let history = self.history(name);
+        let active = self.plugins.active(name).map(|active| active.id.clone());
+        let target = rollback_target(name, &history, active.as_ref(), digest)?;
+        let versions = self.versions_dir(name);
+        let bytes = std::fs::read(versions.join(format!("{}.wasm", target.module)))?;
+        let manifest = match &target.manifest {
+            Some(digest) => Some(std::fs::read_to_string(versions.join(format!("{digest}.toml")))?),
+            None => None,
+        };
+        self.install(name, &bytes, manifest)
+    }
+
+    fn versions(&self, name: &str) -> Vec<StoredVersion> {
+        self.history(name)
+            .into_iter()
+            .map(|id| StoredVersion {
+                manifest: id
+                    .manifest
+                    .as_deref()
+                    .and_then(|digest| self.stored_manifest(name, digest)),
+                id,
+            })
+            .collect()
+    }
+
+    fn health(&self) -> RegistryHealth {
+        RegistryHealth::Current
+    }
+}
+
+/// The version a rollback goes to: the newest with module `digest`, or the
+/// one before `active` in `history`.
+pub(super) fn rollback_target<'h>(
+    name: &str,
+    history: &'h [VersionId],
+    active: Option<&VersionId>,
+    digest: Option<&str>,
+) -> Result<&'h VersionId, RegistryError> {
+    match digest {
+        Some(digest) => history.iter().rev().find(|version| version.module == digest),
+        None => history
+            .iter()
+            .rposition(|version| active == Some(version))
+            .and_then(|index| index.checked_sub(1))
+            .map(|index| &history[index]),
+    }
+    .ok_or_else(|| RegistryError::NotFound(format!("`{name}` has no such version to roll back to")))
+}
+
+/// The line a version takes in a history file: `<module> <manifest>`, `-`
+/// for no manifest.
+fn to_line(version: &VersionId) -> String {
+    format!("{} {}", version.module, version.manifest.as_deref().unwrap_or("-"))
+}
+
+/// A history line; one holding only a module digest (written before
+/// versions had manifests) reads as a version without one.
+fn from_line(line: &str) -> Option<VersionId> {
+    let mut words = line.split_whitespace();
+    let module = words.next()?.to_owned();
+    let manifest = words.next().filter(|word| *word != "-").map(str::to_owned);
+    Some(VersionId { module, manifest })
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,217 @@
+//! `nats-server` processes for the NATS registry's tests and `cargo xtask
+//! cluster`: JetStream on, storage in a directory of their own, loopback
+//! ports chosen at run time, one server or a cluster. Each is killed when
+//! dropped, so nothing is left behind.
+//!
+//! Debian's `nats-server` package (2.9.x) is installed with apt-get when it
+//! is missing and this machine allows it, as the wasm32 toolchain is.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+/// The command that installs `nats-server`.
+pub const NATS_INSTALL_COMMAND: &str = "apt-get update && apt-get install -y nats-server";
+
+/// How long a server may take to be ready (JetStream up, and in a cluster a
+/// metadata leader elected).
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Finds `nats-server`, installing it first when it is missing and this is
+/// Debian as root (unless `WASMPLUG_NO_INSTALL=1`).
+pub fn ensure_nats_server() -> anyhow::Result<PathBuf> {
+    static FOUND: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut found = FOUND.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(path) = found.as_ref() {
+        return Ok(path.clone());
+    }
+    let path = match crate::toolchain::find_program("nats-server") {
+        Some(path) => path,
+        None => {
+            let may_install = std::env::var_os("WASMPLUG_NO_INSTALL").is_none_or(|value| value != "1")
+                && crate::toolchain::can_install_packages();
+            if !may_install {
+                bail!(
+                    "nats-server is not installed; install it (as root, on Debian) with:\n    {NATS_INSTALL_COMMAND}"
+                );
+            }
+            eprintln!("xtask: installing nats-server");
+            crate::toolchain::apt_install(&["nats-server"])
+                .with_context(|| format!("cannot install nats-server; run by hand:\n    {NATS_INSTALL_COMMAND}"))?;
+            crate::toolchain::find_program("nats-server").context("nats-server is still missing after installing it")?
+        }
+    };
+    *found = Some(path.clone());
+    Ok(path)
+}
+
+/// One `nats-server` with JetStream, on loopback.
+pub struct NatsServer {
+    child: Option<Child>,
+    config: PathBuf,
+    /// The client port.
+    pub port: u16,
+    monitor_port: u16,
+    // Keeps the store (and config) directory alive while the server may run.
+    _dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts one server and waits until JetStream is ready.
+    pub fn start() -> anyhow::Result<NatsServer> {
+        let mut server = NatsServer::configure("single", None)?;
+        server.launch()?;
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Starts a cluster of `size` servers and waits until each is ready,
+    /// with a JetStream metadata leader elected.
+    pub fn cluster(size: usize) -> anyhow::Result<Vec<NatsServer>> {
+        let cluster_ports: Vec<u16> = (0..size).map(|_| free_port()).collect::<anyhow::Result<_>>()?;
+        let mut servers = Vec::new();
+        for index in 0..size {
+            let routes: Vec<String> = cluster_ports
+                .iter()
+                .enumerate()
+                .filter(|(other, _)| *other != index)
+                .map(|(_, port)| format!("\"nats-route://127.0.0.1:{port}\""))
+                .collect();
+            let cluster = format!(
+                "cluster {{\n  name: wasmplug\n  listen: 127.0.0.1:{}\n  routes: [{}]\n}}\n",
+                cluster_ports[index],
+                routes.join(", ")
+            );
+            let mut server = NatsServer::configure(&format!("n{}", index + 1), Some(&cluster))?;
+            server.launch()?;
+            servers.push(server);
+        }
+        for server in &servers {
+            server.wait_ready()?;
+        }
+        Ok(servers)
+    }
+
+    fn configure(name: &str, cluster: Option<&str>) -> anyhow::Result<NatsServer> {
+        let dir = tempfile::Builder::new().prefix("wasmplug-nats-").tempdir()?;
+        let port = free_port()?;
+        let monitor_port = free_port()?;
+        let store = dir.path().join("store");
+        let config = dir.path().join("nats.conf");
+        let text = format!(
+            "server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor_port}\n\
+             jetstream {{\n  store_dir: \"{}\"\n  max_memory_store: 64MB\n  max_file_store: 1GB\n}}\n{}",
+            store.display(),
+            cluster.unwrap_or("")
+        );
+        std::fs::write(&config, text)?;
+        Ok(NatsServer {
+            child: None,
+            config,
+            port,
+            monitor_port,
+            _dir: dir,
+        })
+    }
+
+    fn launch(&mut self) -> anyhow::Result<()> {
+        let binary = ensure_nats_server()?;
+        let mut child = Command::new(&binary)
+            .arg("-c")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        // Drain its log so it never blocks on a full pipe; keep the last
+        // lines for an error message.
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until the server's `/healthz` says JetStream is ready.
+    fn wait_ready(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if healthz_ok(self.monitor_port) {
+                return Ok(());
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "nats-server on port {} was not ready within {READY_TIMEOUT:?} (config {})",
+                    self.port,
+                    self.config.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same ports and store, and waits until
+    /// it is ready.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.launch()?;
+        self.wait_ready()
+    }
+
+    /// Whether the server answers on its client port.
+    pub fn is_running(&self) -> bool {
+        TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+    }
+
+    /// The server's store directory.
+    pub fn store_dir(&self) -> &Path {
+        self._dir.path()
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `GET /healthz` on the monitoring port answers 200 once JetStream is up.
+fn healthz_ok(port: u16) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.1 200")
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

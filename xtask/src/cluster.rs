@@ -58,6 +58,7 @@ pub fn run(sh: &Shell, replicas: usize) -> anyhow::Result<()> {
         );
     }
     let first = services.first().map(Service::base_url).unwrap_or_default();
+    let binary = binary.display();
     println!(
         "\ntry:\n  curl -s -X POST {first}/v1/plugins/process/call/process -d '{{\"args\":[21]}}'\n  \
          {binary} publish NAME FILE.wasm --registry {registry}\n  \

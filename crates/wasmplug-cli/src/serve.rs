@@ -236,6 +236,36 @@ mod tests {
     }
 
     #[test]
+    fn a_nats_registry_is_chosen_by_flag_and_checked() {
+        assert!(config(&["--plugins=p"]).registry.is_none());
+        let registry = config(&[
+            "--plugins=p",
+            "--registry",
+            "nats://10.0.0.1:4222,nats://10.0.0.2:4222",
+            "--registry-prefix=team_a",
+            "--registry-replicas=3",
+        ])
+        .registry
+        .expect("a NATS registry");
+        assert_eq!(
+            (registry.servers, registry.bucket_prefix.as_str(), registry.replicas),
+            (
+                vec!["nats://10.0.0.1:4222".to_owned(), "nats://10.0.0.2:4222".to_owned()],
+                "team_a",
+                3
+            )
+        );
+        for bad in [
+            &["--plugins=p", "--registry=http://10.0.0.1:4222"][..],
+            &["--plugins=p", "--registry=nats://x:4222", "--registry-replicas=9"],
+            &["--plugins=p", "--registry=nats://x:4222", "--registry-prefix=a.b"],
+            &["--plugins=p", "--registry-replicas=3"],
+        ] {
+            assert!(server_config(&parse(bad).unwrap()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn flags_take_units_and_plain_numbers() {
         let with_units = config(&[
             "--plugins=p",

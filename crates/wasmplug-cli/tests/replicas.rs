@@ -202,6 +202,10 @@ fn a_publish_through_one_replica_is_served_by_every_replica() {
     for replica in &replicas {
         replica.wait_ready();
     }
+    // A module that breaks the contract is refused and never written: the
+    // other replicas, which serve the publish after it, never list it.
+    let (status, body, _) = replicas[0].request("PUT", "/v1/plugins/bad", &[], &support::plugin("forbidden_import"));
+    assert_eq!((status, support::code(&body)), (422, "contract_violation".to_owned()));
     let mut propagation = Vec::new();
     for n in 0..100 {
         let bytes = version(n);
@@ -219,6 +223,8 @@ fn a_publish_through_one_replica_is_served_by_every_replica() {
     }
     for replica in &replicas {
         assert_eq!(replica.call("p"), (200, Some(43)));
+        let (status, _, _) = replica.request("GET", "/v1/plugins/bad", &[], b"");
+        assert_eq!(status, 404);
     }
     propagation.sort();
     let (p50, p99) = (percentile(&propagation, 0.5), percentile(&propagation, 0.99));

@@ -110,7 +110,7 @@ pub fn delete(args: DeleteArgs, stdout: &mut dyn Write) -> anyhow::Result<u8> {
 
 /// `wasmplug list`: the plugins with an active version.
 pub fn list(args: ListArgs, stdout: &mut dyn Write) -> anyhow::Result<u8> {
-    let (records, _) = with_store(&args.registry, async |store| store.records().await)?;
+    let records = with_store(&args.registry, async |store| store.records().await)?.records;
     let active: Vec<_> = records
         .into_iter()
         .filter_map(|(name, record, revision)| Some((name, record.active?, revision)))
@@ -176,6 +176,7 @@ fn with_store<T>(
             let kind = match &error {
                 RegistryError::Conflict(_) => "conflict",
                 RegistryError::Unavailable(_) => "registry unavailable",
+                RegistryError::Corrupt(_) => "registry corrupt",
                 RegistryError::NotFound(_) => "not found",
                 RegistryError::Runtime(error) => error.code(),
                 RegistryError::Manifest(_) => "invalid manifest",

@@ -102,11 +102,16 @@ impl Replica {
         (status, result)
     }
 
-    /// Waits until `name` is served with `digest` here (`None`: not listed).
+    /// Waits until `name` is served with `digest` here, or, for `None`,
+    /// until it is gone (`404`).
     fn wait_for(&self, name: &str, digest: Option<&str>) -> Duration {
         let started = Instant::now();
         loop {
-            if self.active_digest(name).as_deref() == digest {
+            let done = match digest {
+                Some(digest) => self.active_digest(name).as_deref() == Some(digest),
+                None => self.request("GET", &format!("/v1/plugins/{name}"), &[], b"").0 == 404,
+            };
+            if done {
                 return started.elapsed();
             }
             assert!(
@@ -118,17 +123,22 @@ impl Replica {
         }
     }
 
-    fn wait_ready(&self) {
+    /// Waits until `/readyz` says what `expected` accepts.
+    fn wait_readyz(&self, expected: impl Fn(&str) -> bool) {
         let started = Instant::now();
-        while self.readyz() != "ready" {
+        while !expected(&self.readyz()) {
             assert!(
                 started.elapsed() < CONVERGE,
-                "replica {} never caught up: {}",
+                "replica {}: {}",
                 self.address,
                 self.readyz()
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    fn wait_ready(&self) {
+        self.wait_readyz(|readyz| readyz == "ready");
     }
 }
 
@@ -146,7 +156,9 @@ type Answer = (u16, Vec<u8>, Vec<(String, String)>);
 /// the connection broke.
 fn request(address: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<Answer> {
     let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    // Under `CONVERGE`: a stuck request fails within the bound it serves.
+    // A change gives up after 10 s, so 15 s is enough for any answer.
+    stream.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {TOKEN}\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
@@ -296,7 +308,7 @@ fn a_replica_started_while_nats_is_down_serves_what_it_last_knew() {
     nats.kill();
     let replica = Replica::start(&nats.url(), dir.path());
     assert_eq!(replica.call("p"), (200, Some(43)));
-    assert!(replica.readyz().starts_with("degraded: "), "{}", replica.readyz());
+    replica.wait_readyz(|readyz| readyz.starts_with("degraded: ") && readyz.contains("unreachable"));
     let (status, body, _) = replica.request("PUT", "/v1/plugins/q", &[], &version(2));
     assert_eq!((status, support::code(&body)), (503, "registry_unavailable".to_owned()));
 
@@ -381,15 +393,7 @@ fn a_replica_that_lost_nats_keeps_serving_and_catches_up_deletes_included() {
     }
 
     relay.cut();
-    let started = Instant::now();
-    while !cut_off.readyz().starts_with("degraded: ") {
-        assert!(
-            started.elapsed() < CONVERGE,
-            "the replica never noticed: {}",
-            cut_off.readyz()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    cut_off.wait_readyz(|readyz| readyz.starts_with("degraded: ") && readyz.contains("unreachable"));
     // Calls keep working on the current versions; writes are refused.
     for name in ["kept", "changed", "deleted"] {
         assert_eq!(cut_off.call(name), (200, Some(43)));
@@ -613,4 +617,47 @@ fn a_cluster_losing_each_server_in_turn_loses_no_acknowledged_publish_and_fails_
         acknowledged.len()
     );
     assert_eq!(failures, Vec::<String>::new());
+}
+
+/// Writes straight into the registry's buckets, as an operator with the
+/// `nats` tool could: a record that is not JSON, and one whose module is not
+/// in the object store.
+fn damage_registry(url: &str, missing_digest: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let context = async_nats::jetstream::new(client);
+        let plugins = context.get_key_value("wasmplug_plugins").await.unwrap();
+        plugins.put("broken", "not a record".into()).await.unwrap();
+        let record =
+            serde_json::json!({ "active": { "module": missing_digest }, "history": [{ "module": missing_digest }] });
+        plugins.put("ghost", record.to_string().into()).await.unwrap();
+    });
+}
+
+#[test]
+fn a_broken_record_or_a_missing_module_stalls_no_other_plugin() {
+    let nats = NatsServer::start().unwrap();
+    let replica = Replica::start_fresh(&nats.url());
+    replica.wait_ready();
+    assert_eq!(replica.publish("before", &version(1)).0, 201);
+    let missing = digest_of(b"no such module");
+    damage_registry(&nats.url(), &missing);
+    assert_eq!(replica.publish("after", &version(2)).0, 201);
+    // A replica that follows the damage, and one that catches up across it,
+    // both serve every good plugin; the missing module is shown and retried.
+    let fresh = Replica::start_fresh(&nats.url());
+    for replica in [&replica, &fresh] {
+        replica.wait_for("before", Some(&digest_of(&version(1))));
+        replica.wait_for("after", Some(&digest_of(&version(2))));
+        replica.wait_readyz(|readyz| readyz.starts_with("degraded: ") && readyz.contains("ghost"));
+        let (status, body, _) = replica.request("GET", "/v1/plugins/ghost", &[], b"");
+        let json: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((status, json["active_digest"].clone()), (200, Value::Null));
+        assert!(json["last_error"].as_str().unwrap().contains(&missing), "{json}");
+        assert_eq!(replica.request("GET", "/v1/plugins/broken", &[], b"").0, 404);
+    }
 }

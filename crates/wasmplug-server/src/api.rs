@@ -581,6 +581,7 @@ fn registry_error(error: RegistryError) -> ApiError {
         RegistryError::Unavailable(message) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable", message)
         }
+        RegistryError::Corrupt(message) => ApiError::new(StatusCode::BAD_GATEWAY, "registry_corrupt", message),
         RegistryError::Io(error) => internal(error),
     }
 }

@@ -41,8 +41,8 @@ pub use error::ApiError;
 pub use lanes::{Call, Lanes, BACKGROUND_NICE};
 pub use registry::{
     is_valid_name, ActiveVersion, DirectoryRegistry, Expected, JetStream, ManifestChange, NatsConfig, NatsRegistry,
-    PluginRecord, Plugins, Published, RecordVersion, Registry, RegistryError, RegistryHealth, Slot, StoredVersion,
-    VersionId, DEFAULT_BUCKET_PREFIX,
+    PluginRecord, Plugins, Published, RecordVersion, Registry, RegistryError, RegistryHealth, Slot, Snapshot,
+    StoredVersion, VersionId, DEFAULT_BUCKET_PREFIX,
 };
 pub use watch::watch;
 

@@ -415,7 +415,7 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                 json!({ "description": "Rejected module or manifest, or failed plugin call", "content": problem() })
             }
             "503" => json!({
-                "description": "`overloaded` (calls; see Retry-After), or `registry_unavailable` (changes, while a replica cannot reach its NATS registry; nothing was written)",
+                "description": "`overloaded` (calls; see Retry-After), or `registry_unavailable` (changes, while a replica cannot reach its NATS registry: not acknowledged, and usually not written; one whose acknowledgement alone was lost still applies)",
                 "headers": { "Retry-After": { "schema": { "type": "integer" } } },
                 "content": problem(),
             }),

@@ -31,7 +31,9 @@ mod directory;
 mod nats;
 
 pub use directory::DirectoryRegistry;
-pub use nats::{JetStream, NatsConfig, NatsRegistry, PluginRecord, Published, RecordVersion, DEFAULT_BUCKET_PREFIX};
+pub use nats::{
+    JetStream, NatsConfig, NatsRegistry, PluginRecord, Published, RecordVersion, Snapshot, DEFAULT_BUCKET_PREFIX,
+};
 
 /// True for names of the form `[a-z0-9][a-z0-9_-]{0,63}`.
 pub fn is_valid_name(name: &str) -> bool {
@@ -238,9 +240,16 @@ pub enum RegistryError {
     /// longer holds); nothing was written.
     #[error("{0}")]
     Conflict(String),
-    /// The registry's store cannot be reached; nothing was written.
+    /// The registry's store cannot be reached: the change was not
+    /// acknowledged. Usually nothing was written; a change that timed out
+    /// waiting for its acknowledgement may still apply.
     #[error("{0}")]
     Unavailable(String),
+    /// The registry's store holds something that is not what it should be
+    /// (a record that does not parse, a module whose bytes do not match
+    /// its digest). Retrying does not help.
+    #[error("{0}")]
+    Corrupt(String),
     /// The disk failed.
     #[error("storage error: {0}")]
     Io(#[from] std::io::Error),

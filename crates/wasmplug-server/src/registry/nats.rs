@@ -24,7 +24,7 @@
 //! starts while NATS is unreachable serves the last state it knew, and
 //! says it is degraded until it caught up.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -123,6 +123,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// still have been applied, and then the follower applies it here too.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The follower's first and longest wait before trying again, doubling in
+/// between while attempts keep failing.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_LAST: Duration = Duration::from_secs(30);
+
 /// One plugin's entry in the key-value bucket.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginRecord {
@@ -173,6 +178,20 @@ impl PluginRecord {
             })
             .collect()
     }
+}
+
+/// The registry as one catch-up read it.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Every well-formed record, with its revision, by name.
+    pub records: Vec<(String, PluginRecord, u64)>,
+    /// Every key's name (malformed records included).
+    pub names: Vec<String>,
+    /// The bucket's last revision before the records were read.
+    pub last: u64,
+    /// When the bucket was created (nanoseconds since the epoch): a bucket
+    /// created again starts its revisions over.
+    pub created: i128,
 }
 
 /// A registry change that JetStream acknowledged.
@@ -233,7 +252,10 @@ impl JetStream {
                         num_replicas: config.replicas,
                         allow_rollup: true,
                         deny_delete: true,
-                        allow_direct: true,
+                        // Reads go to the stream's leader: a follower
+                        // server may lag, and a catch-up must not read a
+                        // key older than the revision it watches from.
+                        allow_direct: false,
                         discard: jetstream::stream::DiscardPolicy::New,
                         ..Default::default()
                     })
@@ -283,17 +305,17 @@ impl JetStream {
         }
     }
 
-    /// Every plugin's record, with its revision; and the bucket's last
-    /// revision before they were read.
-    pub async fn records(&self) -> Result<(Vec<(String, PluginRecord, u64)>, u64), RegistryError> {
-        let last = self
+    /// Every plugin's record with its revision, the names of every key
+    /// (malformed records included, which are skipped with a warning), and
+    /// the bucket's last revision before they were read.
+    pub async fn records(&self) -> Result<Snapshot, RegistryError> {
+        let status = self
             .plugins
             .status()
             .await
-            .map_err(|error| unavailable("cannot read the registry's state".into(), error))?
-            .info
-            .state
-            .last_sequence;
+            .map_err(|error| unavailable("cannot read the registry's state".into(), error))?;
+        let last = status.info.state.last_sequence;
+        let created = status.info.created.unix_timestamp_nanos();
         let mut keys = self
             .plugins
             .keys()
@@ -303,15 +325,23 @@ impl JetStream {
         while let Some(key) = keys.next().await {
             names.push(key.map_err(|error| unavailable("cannot list the registry".into(), error))?);
         }
+        names.retain(|name| is_valid_name(name));
+        names.sort();
         let mut records = Vec::new();
-        for name in names.into_iter().filter(|name| is_valid_name(name)) {
-            let (record, revision) = self.record(&name).await?;
-            if revision > 0 {
-                records.push((name, record, revision));
+        for name in &names {
+            match self.record(name).await {
+                Ok((record, revision)) if revision > 0 => records.push((name.clone(), record, revision)),
+                Ok(_) => {}
+                Err(RegistryError::Corrupt(error)) => tracing::warn!("{error}"),
+                Err(error) => return Err(error),
             }
         }
-        records.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok((records, last))
+        Ok(Snapshot {
+            records,
+            names,
+            last,
+            created,
+        })
     }
 
     /// Checks and publishes a new version of `name`.
@@ -419,7 +449,7 @@ impl JetStream {
             }
         }
         if super::sha256(&bytes) != digest {
-            return Err(RegistryError::Unavailable(format!(
+            return Err(RegistryError::Corrupt(format!(
                 "module {digest} came back with other bytes; not loaded"
             )));
         }
@@ -462,7 +492,7 @@ fn parse_record(name: &str, entry: &kv::Entry) -> Result<PluginRecord, RegistryE
         return Ok(PluginRecord::default());
     }
     serde_json::from_slice(&entry.value).map_err(|error| {
-        RegistryError::Unavailable(format!(
+        RegistryError::Corrupt(format!(
             "the registry's entry for `{name}` is not a plugin record: {error}"
         ))
     })
@@ -486,8 +516,10 @@ pub struct NatsRegistry {
     plugins: Plugins,
     local: LocalState,
     store: OnceLock<JetStream>,
-    /// What this replica applied, by name.
+    /// What this replica applied, by name (deletes included).
     known: Mutex<HashMap<String, Known>>,
+    /// Names whose latest version could not be fetched yet.
+    pending: Mutex<BTreeSet<String>>,
     /// Serialises this replica's writes and the follower's applies.
     changes: Mutex<()>,
     health: Mutex<RegistryHealth>,
@@ -506,6 +538,7 @@ impl NatsRegistry {
             plugins: Plugins::new(runtime),
             store: OnceLock::new(),
             known: Mutex::new(HashMap::new()),
+            pending: Mutex::new(BTreeSet::new()),
             changes: Mutex::new(()),
             health: Mutex::new(RegistryHealth::Degraded(format!(
                 "not yet caught up with the registry at {}",
@@ -517,17 +550,21 @@ impl NatsRegistry {
     }
 
     /// Loads the state this replica last knew (blocking): it serves that
-    /// until it caught up with the registry.
+    /// until it caught up with the registry. A version whose local module
+    /// is missing or damaged is left unapplied, so the catch-up fetches it.
     pub fn load_local(&self) {
         let _changes = self.lock_changes();
         for (name, known) in self.local.records() {
             if let Some(active) = &known.record.active {
-                match self
-                    .local
-                    .module(&active.module)
-                    .map_err(RegistryError::Io)
-                    .and_then(|bytes| self.plugins.compile(&name, &bytes, active.manifest.clone()))
-                {
+                let bytes = match self.local.module(&active.module) {
+                    Ok(bytes) => bytes,
+                    Err(error) => {
+                        self.plugins
+                            .record_error(&name, Some(format!("local copy unusable: {error}")));
+                        continue;
+                    }
+                };
+                match self.plugins.compile(&name, &bytes, active.manifest.clone()) {
                     Ok(version) => self.plugins.swap_in(&name, Arc::new(version)),
                     Err(error) => self.plugins.record_error(&name, Some(error.to_string())),
                 }
@@ -560,21 +597,28 @@ impl NatsRegistry {
                 return;
             }
         };
+        let mut backoff = RETRY_FIRST;
         loop {
             while client.connection_state() != async_nats::connection::State::Connected {
                 self.set_health(RegistryHealth::Degraded(format!(
                     "NATS at {} is unreachable; serving the last known registry state",
                     self.config.servers.join(",")
                 )));
-                if events.recv().await.is_none() {
+                // The client announces a connection just before its state
+                // says so: look again at least every second.
+                if let Ok(None) = tokio::time::timeout(Duration::from_secs(1), events.recv()).await {
                     return;
                 }
             }
-            if let Err(error) = self.clone().catch_up_and_watch(&client, &mut events).await {
-                tracing::warn!("following the registry: {error}");
-                self.set_health(RegistryHealth::Degraded(format!("following the registry: {error}")));
-                // Let a failing server breathe before the next attempt.
-                tokio::time::sleep(Duration::from_millis(250)).await;
+            match self.clone().catch_up_and_watch(&client, &mut events).await {
+                Ok(()) => backoff = RETRY_FIRST,
+                Err(error) => {
+                    tracing::warn!("following the registry: {error}");
+                    self.set_health(RegistryHealth::Degraded(format!("following the registry: {error}")));
+                    // Let a failing server breathe before the next attempt.
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_LAST);
+                }
             }
         }
     }
@@ -591,42 +635,49 @@ impl NatsRegistry {
                 self.store.get_or_init(|| store).clone()
             }
         };
-        let (records, last) = store.records().await?;
-        let listed: HashSet<String> = records.iter().map(|(name, _, _)| name.clone()).collect();
-        for (name, record, revision) in records {
-            self.apply_blocking(name, record, revision).await?;
+        let snapshot = store.records().await?;
+        if self.local.bucket_created() != Some(snapshot.created) {
+            // A new bucket (or another registry) starts its revisions over:
+            // what this replica applied says nothing about it.
+            self.lock_known().clear();
+            self.local.set_bucket_created(snapshot.created)?;
         }
-        // A key gone from the bucket altogether (purged by hand) is a delete too.
-        let gone: Vec<String> = self
-            .lock_known()
-            .keys()
-            .filter(|name| !listed.contains(*name))
-            .cloned()
-            .collect();
+        let listed: HashSet<&String> = snapshot.names.iter().collect();
+        for (name, record, revision) in snapshot.records {
+            self.apply_blocking(name, record, revision).await;
+        }
+        // A key gone from the bucket altogether (purged by hand) is a delete
+        // too; a name this replica wrote after the listing is not.
+        let gone: Vec<String> = {
+            let known = self.lock_known();
+            let mut names: BTreeSet<String> = known.keys().cloned().collect();
+            names.extend(self.plugins.slots().into_iter().map(|(name, _)| name));
+            names
+                .into_iter()
+                .filter(|name| !listed.contains(name))
+                .filter(|name| known.get(name).is_none_or(|known| known.revision <= snapshot.last))
+                .collect()
+        };
         for name in gone {
-            self.apply_blocking(name, PluginRecord::default(), u64::MAX).await?;
+            self.apply_blocking(name, PluginRecord::default(), snapshot.last).await;
         }
         let mut watch = store
             .plugins
-            .watch_all_from_revision(last + 1)
+            .watch_all_from_revision(snapshot.last + 1)
             .await
             .map_err(|error| unavailable("cannot watch the registry".into(), error))?;
-        self.set_health(RegistryHealth::Current);
+        let mut retry = RETRY_FIRST;
         loop {
+            self.set_health(self.pending_health());
             tokio::select! {
                 entry = watch.next() => match entry {
-                    Some(Ok(entry)) => {
-                        let record = match parse_record(&entry.key, &entry) {
-                            Ok(record) => record,
-                            Err(error) => {
-                                tracing::warn!("{error}");
-                                continue;
-                            }
-                        };
-                        if is_valid_name(&entry.key) {
-                            self.apply_blocking(entry.key, record, entry.revision).await?;
+                    Some(Ok(entry)) => match parse_record(&entry.key, &entry) {
+                        Ok(record) if is_valid_name(&entry.key) => {
+                            self.apply_blocking(entry.key, record, entry.revision).await;
                         }
-                    }
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!("{error}"),
+                    },
                     Some(Err(error)) => return Err(unavailable("watching the registry".into(), error)),
                     None => return Err(RegistryError::Unavailable("the registry watch ended".into())),
                 },
@@ -634,32 +685,64 @@ impl NatsRegistry {
                     Some(async_nats::Event::Disconnected) | None => return Ok(()),
                     Some(_) => {}
                 },
+                // Versions that could not be fetched: read their records
+                // again and retry, backing off while they keep failing.
+                () = tokio::time::sleep(retry), if !self.lock_pending().is_empty() => {
+                    let names: Vec<String> = self.lock_pending().iter().cloned().collect();
+                    for name in names {
+                        match store.record(&name).await {
+                            Ok((record, revision)) => self.apply_blocking(name, record, revision).await,
+                            Err(error) => tracing::warn!(plugin = name, "cannot read its record: {error}"),
+                        }
+                    }
+                    retry = if self.lock_pending().is_empty() { RETRY_FIRST } else { (retry * 2).min(RETRY_LAST) };
+                }
             }
         }
     }
 
-    /// Applies a record on the blocking pool. An error means the version
-    /// could not be fetched: the follower catches up again, which retries.
-    async fn apply_blocking(
-        self: &Arc<Self>,
-        name: String,
-        record: PluginRecord,
-        revision: u64,
-    ) -> Result<(), RegistryError> {
+    /// `Current`, or `Degraded` naming the versions not fetched yet.
+    fn pending_health(&self) -> RegistryHealth {
+        let pending = self.lock_pending();
+        if pending.is_empty() {
+            return RegistryHealth::Current;
+        }
+        let names: Vec<&str> = pending.iter().map(String::as_str).collect();
+        RegistryHealth::Degraded(format!(
+            "the latest version of {} could not be fetched yet; retrying",
+            names.join(", ")
+        ))
+    }
+
+    /// Applies a record on the blocking pool. A version that cannot be
+    /// fetched is marked pending, and retried.
+    async fn apply_blocking(self: &Arc<Self>, name: String, record: PluginRecord, revision: u64) {
         let registry = self.clone();
-        tokio::task::spawn_blocking(move || registry.apply(&name, record, revision))
+        let applying = name.clone();
+        let applied = tokio::task::spawn_blocking(move || registry.apply(&applying, record, revision))
             .await
             .unwrap_or_else(|panicked| {
                 Err(RegistryError::Unavailable(format!(
                     "applying a change failed: {panicked}"
                 )))
-            })
+            });
+        let mut pending = self.lock_pending();
+        match applied {
+            Ok(()) => {
+                pending.remove(&name);
+            }
+            Err(error) => {
+                tracing::warn!(plugin = name, "cannot apply revision {revision} yet: {error}");
+                pending.insert(name);
+            }
+        }
     }
 
     /// Applies `name`'s record at `revision`, unless this replica applied
     /// that revision (or a later one) already. A version that fails its
-    /// checks is recorded on the slot (and not retried); one that cannot be
-    /// fetched is an error, and stays unapplied.
+    /// checks, or whose module is corrupt, is recorded on the slot (and not
+    /// retried); one that cannot be fetched is an error, and stays
+    /// unapplied.
     fn apply(&self, name: &str, record: PluginRecord, revision: u64) -> Result<(), RegistryError> {
         if self.applied(name, revision) {
             return Ok(());
@@ -668,7 +751,7 @@ impl NatsRegistry {
             let _changes = self.lock_changes();
             if !self.applied(name, revision) {
                 self.plugins.remove(name);
-                self.forget(name);
+                self.remember(name, Known { revision, record }, None);
             }
             return Ok(());
         };
@@ -686,21 +769,23 @@ impl NatsRegistry {
         }
         // Fetch and compile without the lock, so this replica's own changes
         // never wait on a slow fetch; then check again under it.
-        let bytes = match self.local.module(&active.module) {
-            Ok(bytes) => bytes,
-            Err(_) => match self
+        let fetched = match self.local.module(&active.module) {
+            Ok(bytes) => Ok(bytes),
+            Err(_) => self
                 .store()
-                .map(|store| self.handle.block_on(store.module(&active.module)))
-            {
-                Ok(Ok(bytes)) => bytes,
-                Ok(Err(error)) | Err(error) => {
-                    // Not applied: the next catch-up tries again.
-                    self.plugins.record_error(name, Some(error.to_string()));
-                    return Err(error);
-                }
-            },
+                .and_then(|store| self.handle.block_on(store.module(&active.module))),
         };
-        let compiled = self.plugins.compile(name, &bytes, active.manifest.clone());
+        let (bytes, compiled) = match fetched {
+            Ok(bytes) => {
+                let compiled = self.plugins.compile(name, &bytes, active.manifest.clone());
+                (bytes, compiled)
+            }
+            Err(RegistryError::Corrupt(error)) => (Vec::new(), Err(RegistryError::Corrupt(error))),
+            Err(error) => {
+                self.plugins.record_error(name, Some(error.to_string()));
+                return Err(error);
+            }
+        };
         let _changes = self.lock_changes();
         if self.applied(name, revision) {
             return Ok(());
@@ -716,7 +801,8 @@ impl NatsRegistry {
                 self.plugins.record_error(name, Some(error.to_string()));
                 // The record is this revision's, but what serves is older:
                 // keep the revision so the version is not retried, and the
-                // record as the history rollback needs.
+                // record as the history rollback needs. Not persisted: the
+                // local state describes what serves.
                 self.lock_known().insert(name.to_owned(), Known { revision, record });
             }
         }
@@ -730,23 +816,23 @@ impl NatsRegistry {
             .is_some_and(|known| known.revision >= revision)
     }
 
+    /// Records what this replica applied, in memory and on disk (a delete
+    /// as a record without an active version, so no older revision is ever
+    /// applied after it). The module is kept first: a record is never saved
+    /// without its module.
     fn remember(&self, name: &str, known: Known, module: Option<(&str, &[u8])>) {
-        if let Some((digest, bytes)) = module {
-            if let Err(error) = self.local.save_module(digest, bytes) {
+        let module_kept = match module {
+            Some((digest, bytes)) => self.local.save_module(digest, bytes).map_err(|error| {
                 tracing::warn!(plugin = name, "cannot keep the module locally: {error}");
+            }),
+            None => Ok(()),
+        };
+        if module_kept.is_ok() {
+            if let Err(error) = self.local.save_record(name, &known) {
+                tracing::warn!(plugin = name, "cannot keep the registry state locally: {error}");
             }
         }
-        if let Err(error) = self.local.save_record(name, &known) {
-            tracing::warn!(plugin = name, "cannot keep the registry state locally: {error}");
-        }
         self.lock_known().insert(name.to_owned(), known);
-    }
-
-    fn forget(&self, name: &str) {
-        if let Err(error) = self.local.remove_record(name) {
-            tracing::warn!(plugin = name, "cannot update the local registry state: {error}");
-        }
-        self.lock_known().remove(name);
     }
 
     /// The store, when this replica is connected to it.
@@ -790,7 +876,7 @@ impl NatsRegistry {
             }
             None => {
                 self.plugins.remove(name);
-                self.forget(name);
+                self.remember(name, known, None);
                 Ok(None)
             }
         }
@@ -802,6 +888,10 @@ impl NatsRegistry {
 
     fn lock_changes(&self) -> std::sync::MutexGuard<'_, ()> {
         self.changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock_known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
@@ -927,11 +1017,17 @@ impl LocalState {
         self.write_atomically(&self.dir.join("records").join(format!("{name}.json")), &bytes)
     }
 
-    fn remove_record(&self, name: &str) -> std::io::Result<()> {
-        match std::fs::remove_file(self.dir.join("records").join(format!("{name}.json"))) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
-        }
+    /// When the bucket this state came from was created, if known.
+    fn bucket_created(&self) -> Option<i128> {
+        std::fs::read_to_string(self.dir.join("bucket-created"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn set_bucket_created(&self, created: i128) -> std::io::Result<()> {
+        self.write_atomically(&self.dir.join("bucket-created"), created.to_string().as_bytes())
     }
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -30,7 +30,7 @@ pub fn ensure_nats_server() -> anyhow::Result<PathBuf> {
     if let Some(path) = found.as_ref() {
         return Ok(path.clone());
     }
-    let path = match crate::toolchain::find_program("nats-server") {
+    let path = match find_nats_server() {
         Some(path) => path,
         None => {
             let may_install = std::env::var_os("WASMPLUG_NO_INSTALL").is_none_or(|value| value != "1")
@@ -43,11 +43,20 @@ pub fn ensure_nats_server() -> anyhow::Result<PathBuf> {
             eprintln!("xtask: installing nats-server");
             crate::toolchain::apt_install(&["nats-server"])
                 .with_context(|| format!("cannot install nats-server; run by hand:\n    {NATS_INSTALL_COMMAND}"))?;
-            crate::toolchain::find_program("nats-server").context("nats-server is still missing after installing it")?
+            find_nats_server().context("nats-server is still missing after installing it")?
         }
     };
     *found = Some(path.clone());
     Ok(path)
+}
+
+/// `nats-server` on `PATH`, or where Debian's package puts it (`/usr/sbin`,
+/// which a non-root `PATH` often leaves out).
+fn find_nats_server() -> Option<PathBuf> {
+    crate::toolchain::find_program("nats-server").or_else(|| {
+        let debian = Path::new("/usr/sbin/nats-server");
+        debian.is_file().then(|| debian.to_path_buf())
+    })
 }
 
 /// One `nats-server` with JetStream, on loopback.

@@ -204,20 +204,12 @@ impl Drop for NatsServer {
 
 /// `GET /healthz` on the monitoring port answers 200 once JetStream is up.
 fn healthz_ok(port: u16) -> bool {
-    use std::io::{Read as _, Write as _};
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.1 200")
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .into();
+    agent.get(format!("http://127.0.0.1:{port}/healthz")).call().is_ok()
 }
 
 /// A loopback port that was free a moment ago.

@@ -57,10 +57,18 @@ impl Replica {
     }
 
     fn start_fresh(registry: &str) -> Replica {
+        Replica::start_fresh_with(registry, &[])
+    }
+
+    /// A replica with a state directory of its own and extra `serve` flags.
+    fn start_fresh_with(registry: &str, extra: &[&str]) -> Replica {
         let dir = tempfile::tempdir().unwrap();
-        let mut replica = Replica::start(registry, dir.path());
-        replica._dir = Some(dir);
-        replica
+        let (child, address) = support::start_with(dir.path(), &[&["--registry", registry], extra].concat());
+        Replica {
+            child,
+            address,
+            _dir: Some(dir),
+        }
     }
 
     fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
@@ -504,10 +512,9 @@ impl Callers {
     }
 }
 
-#[test]
-fn hot_swap_under_load_across_replicas_fails_no_request() {
-    let nats = NatsServer::start().unwrap();
-    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start_fresh(&nats.url())).collect();
+/// Three replicas of `registry`, caught up, all serving `p` at version 0.
+fn three_replicas_serving_p(registry: &str, extra: &[&str]) -> Vec<Replica> {
+    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start_fresh_with(registry, extra)).collect();
     for replica in &replicas {
         replica.wait_ready();
     }
@@ -515,6 +522,13 @@ fn hot_swap_under_load_across_replicas_fails_no_request() {
     for replica in &replicas {
         replica.wait_for("p", Some(&digest_of(&version(0))));
     }
+    replicas
+}
+
+#[test]
+fn hot_swap_under_load_across_replicas_fails_no_request() {
+    let nats = NatsServer::start().unwrap();
+    let replicas = three_replicas_serving_p(&nats.url(), &[]);
     let addresses: Vec<SocketAddr> = replicas.iter().map(|replica| replica.address).collect();
     let callers = Callers::start(4, &addresses);
     let mut failed_publishes = Vec::new();
@@ -538,24 +552,7 @@ fn hot_swap_under_load_across_replicas_fails_no_request() {
 fn a_cluster_losing_each_server_in_turn_loses_no_acknowledged_publish_and_fails_no_call() {
     let mut servers = NatsServer::cluster(3).unwrap();
     let urls = servers.iter().map(NatsServer::url).collect::<Vec<_>>().join(",");
-    let replicas: Vec<Replica> = (0..3)
-        .map(|_| {
-            let dir = tempfile::tempdir().unwrap();
-            let (child, address) = support::start_with(dir.path(), &["--registry", &urls, "--registry-replicas", "3"]);
-            Replica {
-                child,
-                address,
-                _dir: Some(dir),
-            }
-        })
-        .collect();
-    for replica in &replicas {
-        replica.wait_ready();
-    }
-    assert_eq!(replicas[0].publish("p", &version(0)).0, 201);
-    for replica in &replicas {
-        replica.wait_for("p", Some(&digest_of(&version(0))));
-    }
+    let replicas = three_replicas_serving_p(&urls, &["--registry-replicas", "3"]);
     let addresses: Vec<SocketAddr> = replicas.iter().map(|replica| replica.address).collect();
     let callers = Callers::start(3, &addresses);
 

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use wasmplug_runtime::Runtime;
 
 use super::{
-    check_expected, is_valid_name, ActiveVersion, Expected, ManifestChange, Plugins, Registry, RegistryError,
-    RegistryHealth, StoredVersion, VersionId,
+    check_expected, is_valid_name, rollback_target, write_atomically, ActiveVersion, Expected, ManifestChange, Plugins,
+    Registry, RegistryError, RegistryHealth, StoredVersion, VersionId,
 };
 
 /// The directory registry. See the module docs.
@@ -193,16 +193,8 @@ impl DirectoryRegistry {
         Ok(())
     }
 
-    /// Temporary file in `.tmp/`, synced, renamed over `path`, directory synced.
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let mut file = tempfile::NamedTempFile::new_in(self.dir.join(".tmp"))?;
-        file.write_all(bytes)?;
-        file.as_file().sync_all()?;
-        file.persist(path).map_err(|error| error.error)?;
-        if let Some(parent) = path.parent() {
-            std::fs::File::open(parent)?.sync_all()?;
-        }
-        Ok(())
+        write_atomically(&self.dir.join(".tmp"), path, bytes)
     }
 }
 
@@ -277,25 +269,6 @@ impl Registry for DirectoryRegistry {
     fn health(&self) -> RegistryHealth {
         RegistryHealth::Current
     }
-}
-
-/// The version a rollback goes to: the newest with module `digest`, or the
-/// one before `active` in `history`.
-pub(super) fn rollback_target<'h>(
-    name: &str,
-    history: &'h [VersionId],
-    active: Option<&VersionId>,
-    digest: Option<&str>,
-) -> Result<&'h VersionId, RegistryError> {
-    match digest {
-        Some(digest) => history.iter().rev().find(|version| version.module == digest),
-        None => history
-            .iter()
-            .rposition(|version| active == Some(version))
-            .and_then(|index| index.checked_sub(1))
-            .map(|index| &history[index]),
-    }
-    .ok_or_else(|| RegistryError::NotFound(format!("`{name}` has no such version to roll back to")))
 }
 
 /// The line a version takes in a history file: `<module> <manifest>`, `-`

@@ -20,6 +20,8 @@
 //! compiled; a call already running keeps the `Plugin` it started with.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -367,6 +369,39 @@ fn check_expected(name: &str, active: Option<&VersionId>, expected: Option<Expec
         Some(tag) => format!("`{name}` changed: its active version is now {tag}"),
         None => format!("`{name}` has no active version"),
     }))
+}
+
+/// The version a rollback goes to: the newest with module `digest`, or the
+/// one before `active` in `history`.
+fn rollback_target<'h>(
+    name: &str,
+    history: &'h [VersionId],
+    active: Option<&VersionId>,
+    digest: Option<&str>,
+) -> Result<&'h VersionId, RegistryError> {
+    match digest {
+        Some(digest) => history.iter().rev().find(|version| version.module == digest),
+        None => history
+            .iter()
+            .rposition(|version| active == Some(version))
+            .and_then(|index| index.checked_sub(1))
+            .map(|index| &history[index]),
+    }
+    .ok_or_else(|| RegistryError::NotFound(format!("`{name}` has no such version to roll back to")))
+}
+
+/// Writes `bytes` to a temporary file in `tmp_dir`, syncs it, renames it
+/// over `path` and syncs the directory: a crash leaves the old file or the
+/// new one, never half of one.
+fn write_atomically(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = tempfile::NamedTempFile::new_in(tmp_dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|error| error.error)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -25,7 +25,6 @@
 //! says it is degraded until it caught up.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -35,10 +34,9 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use wasmplug_runtime::Runtime;
 
-use super::directory::rollback_target;
 use super::{
-    check_expected, is_valid_name, ActiveVersion, Expected, ManifestChange, Plugins, Registry, RegistryError,
-    RegistryHealth, StoredVersion, VersionId,
+    check_expected, is_valid_name, rollback_target, ActiveVersion, Expected, ManifestChange, Plugins, Registry,
+    RegistryError, RegistryHealth, StoredVersion, VersionId,
 };
 
 /// How a replica reaches its JetStream registry.
@@ -1031,11 +1029,7 @@ impl LocalState {
     }
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let mut file = tempfile::NamedTempFile::new_in(self.dir.join(".tmp"))?;
-        file.write_all(bytes)?;
-        file.as_file().sync_all()?;
-        file.persist(path).map_err(|error| error.error)?;
-        Ok(())
+        super::write_atomically(&self.dir.join(".tmp"), path, bytes)
     }
 }
 

@@ -1,5 +1,6 @@
-//! Support for the end-to-end tests: the C/C++ plugins, built once per test
-//! process by the same code as `cargo xtask build-plugins`, one shared
+//! Support for the end-to-end tests: the C/C++ plugins (built on first use
+//! by `wasmplug-test-support`, as `cargo xtask build-plugins` builds them),
+//! one shared
 //! [`Runtime`], and the `wasmplug` command run in-process with its output
 //! captured.
 
@@ -10,29 +11,22 @@ use std::time::Duration;
 use wasmplug_runtime::{Limits, Plugin, PluginConfig, Runtime, RuntimeConfig, RuntimeError};
 
 /// The path of the compiled plugin `name` (`target/plugins/<name>.wasm`),
-/// building every plugin first if needed. Panics with the toolchain's own
-/// message (which names the install command) when it cannot build.
+/// built by `wasmplug-test-support` on first use.
 pub fn plugin_path(name: &str) -> PathBuf {
-    match xtask::plugin_path(name) {
+    match wasmplug_test_support::plugin_path(name) {
         Ok(path) => path,
-        Err(error) => panic!("cannot build plugin `{name}`: {error:#}"),
+        Err(error) => panic!("{error:#}"),
     }
 }
 
 /// The bytes of the compiled plugin `name`.
 pub fn plugin_bytes(name: &str) -> Vec<u8> {
-    std::fs::read(plugin_path(name)).expect("built plugin is readable")
+    wasmplug_test_support::plugin_bytes(name)
 }
 
 /// Every compiled plugin's name, sorted.
 pub fn plugin_names() -> Vec<String> {
-    let paths = xtask::build_plugins().expect("plugins build");
-    let mut names: Vec<String> = paths
-        .iter()
-        .filter_map(|path| Some(path.file_stem()?.to_str()?.to_owned()))
-        .collect();
-    names.sort();
-    names
+    wasmplug_test_support::plugin_names()
 }
 
 /// One runtime for the whole test process, as a service would have.
@@ -124,7 +118,7 @@ pub fn wasmplug(args: &[&str]) -> CliOutput {
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let code = wasmplug_cli::main_with(resolved, &mut stdout, &mut stderr);
-    let root = xtask::project_root().display().to_string();
+    let root = wasmplug_test_support::project_root().display().to_string();
     let clean = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).replace(&format!("{root}/"), "");
     CliOutput {
         code,

@@ -10,3 +10,4 @@ mod limits;
 mod parity;
 mod runtime;
 mod serve;
+mod trust;

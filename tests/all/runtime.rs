@@ -105,6 +105,26 @@ fn libcxx_reactor_plugins_initialise_and_capture_stdio() {
 }
 
 #[test]
+fn a_reactors_initialiser_is_neither_listed_nor_callable() {
+    let stats = load("json_stats");
+    let report = wasmplug_inspect::ModuleReport::from_bytes(&plugin_bytes("json_stats")).unwrap();
+    assert!(
+        report.exported_functions().any(|(name, _)| name == "_initialize"),
+        "the module exports `_initialize`, so hiding it is what this checks"
+    );
+    assert!(stats.functions().iter().all(|function| function.name != "_initialize"));
+    for initialiser in ["_initialize", "__wasm_call_ctors"] {
+        assert!(
+            matches!(
+                stats.call(initialiser, &[]),
+                Err(RuntimeError::NoSuchFunction { function }) if function == initialiser
+            ),
+            "{initialiser}"
+        );
+    }
+}
+
+#[test]
 fn every_call_gets_a_fresh_instance_by_default() {
     let counter = load("counter");
     for _ in 0..5 {

@@ -1,21 +1,25 @@
 //! The seed's call over HTTP: the service started on an ephemeral loopback
 //! port with the example plugins, answered over a real socket.
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use wasmplug_server::ServerConfig;
+use wasmplug_test_support::http::Request;
 use wasmplug_tests::plugin_bytes;
 
+/// The status line and body of a POST (the shared blocking client, off the
+/// async workers).
 async fn post(address: std::net::SocketAddr, path: &str, body: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    format!("{}\n{body}", head.lines().next().unwrap())
+    let (path, body) = (path.to_owned(), body.to_owned());
+    let response = tokio::task::spawn_blocking(move || {
+        let request = Request {
+            body: body.as_bytes(),
+            ..Request::new("POST", &path)
+        };
+        request.send(address)
+    })
+    .await
+    .unwrap()
+    .expect("the service answers");
+    format!("{}\n{}", response.status_line, response.text())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -142,7 +142,7 @@ pub fn run(sh: &Shell, quick: bool, report_only: bool, extra_sections: &str) -> 
         .run()?;
         cmd!(
             sh,
-            "cargo bench --package wasmplug-tests --bench compute -- {timing...}"
+            "cargo bench --package wasmplug-compute-bench --bench compute -- {timing...}"
         )
         .run()?;
         cmd!(

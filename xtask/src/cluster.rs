@@ -15,6 +15,7 @@ const TOKEN: &str = "cluster-token";
 
 pub fn run(sh: &Shell, replicas: usize) -> anyhow::Result<()> {
     let plugins = xtask::build_plugins()?;
+    xtask::ensure_nats_server()?;
     let nats = NatsServer::start().context("starting nats-server")?;
     let registry = nats.url();
     println!("nats-server (JetStream) on {registry}");

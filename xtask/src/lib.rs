@@ -1,25 +1,50 @@
 //! Project automation as a library: finds (or installs) the wasm32 C/C++
 //! toolchain and compiles every plugin in `cpp-plugins/` to
-//! `target/plugins/<name>.wasm`. The `xtask` binary drives it from the
-//! command line; the end-to-end tests call [`plugin_path`] so `cargo test`
-//! builds what it needs by itself.
+//! `target/plugins/<name>.wasm`, through `wasmplug-build` (what `wasmplug
+//! build` uses too). The `xtask` binary drives it from the command line;
+//! the end-to-end tests call [`plugin_path`] so `cargo test` builds what it
+//! needs by itself.
 //!
 //! Builds are incremental and safe to run from several processes at once:
 //! each output is written to a temporary file in the output directory and
 //! renamed into place, next to a stamp that says what produced it.
 
-mod build_comment;
-pub mod nats;
-mod plugins;
-mod toolchain;
+/// `nats-server` processes (the tests' harness), for `cargo xtask cluster`.
+pub use wasmplug_test_support::nats;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{bail, Context as _};
 
-pub use build_comment::BuildComment;
-pub use toolchain::{ensure_toolchain, Toolchain, INSTALL_COMMAND};
+pub use wasmplug_build::{BuildComment, Toolchain, INSTALL_COMMAND};
+
+/// `nats-server`, installed with apt-get when it is missing and this machine
+/// allows it (root on Debian, and `WASMPLUG_NO_INSTALL` is not `1`).
+pub fn ensure_nats_server() -> anyhow::Result<PathBuf> {
+    if let Some(path) = nats::find_nats_server() {
+        return Ok(path);
+    }
+    let may_install = std::env::var_os("WASMPLUG_NO_INSTALL").is_none_or(|value| value != "1")
+        && wasmplug_build::toolchain::can_install_packages();
+    if !may_install {
+        return nats::nats_server();
+    }
+    eprintln!("xtask: installing nats-server");
+    wasmplug_build::toolchain::apt_install(&["nats-server"]).with_context(|| {
+        format!(
+            "cannot install nats-server; run by hand:\n    {}",
+            nats::NATS_INSTALL_COMMAND
+        )
+    })?;
+    nats::nats_server()
+}
+
+/// The toolchain, `wasm-objdump` included, installed when missing if this
+/// machine allows it (root on Debian; see `wasmplug_build::toolchain`).
+pub fn ensure_toolchain() -> anyhow::Result<Toolchain> {
+    wasmplug_build::ensure_toolchain(wasmplug_build::Install::WhenPossible, true)
+}
 
 /// The workspace root: the directory above this crate.
 pub fn project_root() -> PathBuf {
@@ -54,7 +79,7 @@ pub fn release_binary() -> PathBuf {
 /// returns the paths of all plugins, sorted.
 pub fn build_plugins() -> anyhow::Result<Vec<PathBuf>> {
     let toolchain = ensure_toolchain()?;
-    plugins::build_all(&toolchain, &plugins_source_dir(), &plugins_out_dir())
+    wasmplug_build::build_all(&toolchain, &project_root(), &plugins_source_dir(), &plugins_out_dir())
 }
 
 /// The path of the compiled plugin `name` (a source file stem, like

@@ -162,12 +162,32 @@ fn resolve_module(target: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The `wasmsign2` CLI the signature interoperation test runs, installed
+/// from crates.io into `target/tools` once (its own target directory, so
+/// it shares no build lock with the workspace).
+fn ensure_wasmsign2(sh: &Shell) -> anyhow::Result<()> {
+    let root = project_root().join("target/tools");
+    if root.join("bin/wasmsign2").exists() {
+        return Ok(());
+    }
+    let build = project_root().join("target/tools-build");
+    cmd!(
+        sh,
+        "cargo install wasmsign2-cli --version 0.2.8 --locked --root {root} --target-dir {build}"
+    )
+    .run()?;
+    Ok(())
+}
+
 /// What `.ci/run` runs, in order of how fast each step fails.
 fn ci(sh: &Shell) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     build_plugins().context("building the plugins")?;
     cmd!(sh, "cargo fmt --all -- --check").run()?;
     cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
+    ensure_wasmsign2(sh).context("installing the wasmsign2 CLI (the signature interoperation test)")?;
+    // The replicas' tests start nats-server; tests install nothing.
+    xtask::ensure_nats_server().context("installing nats-server (the replicas' tests)")?;
     {
         let _insta = sh.push_env("INSTA_UPDATE", "no");
         let _backtrace = sh.push_env("RUST_BACKTRACE", "1");

@@ -59,12 +59,7 @@ impl Service {
 
     /// The server's resident memory in KiB, from `/proc/<pid>/status`.
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.split_whitespace().next()?.parse().ok())
-            .context("no VmRSS line in /proc/<pid>/status")
+        wasmplug_test_support::service::rss_kib(self.pid())
     }
 
     fn wait_until_listening(&mut self) -> anyhow::Result<()> {

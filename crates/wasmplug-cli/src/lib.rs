@@ -1,5 +1,6 @@
-//! The `wasmplug` command as a library: one verb per file (`run`,
-//! `inspect`, `serve`), and the NATS registry's verbs in `registry`. [`main_with`] takes the arguments and the output
+//! The `wasmplug` command as a library: one verb per file (`new`, `build`,
+//! `run`, `inspect`, `serve`), the NATS registry's verbs in `registry`, and
+//! keys, signatures and tokens in `trust`. [`main_with`] takes the arguments and the output
 //! streams, so tests drive exactly what the binary runs. Errors print as one
 //! line on stderr and exit non-zero; no verb panics on bad input.
 
@@ -9,10 +10,13 @@ use std::io::Write;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
+pub mod build;
 pub mod inspect;
+pub mod new;
 pub mod registry;
 pub mod run;
 pub mod serve;
+pub mod trust;
 
 /// Load and run WebAssembly plugins written in C/C++.
 #[derive(Debug, Parser)]
@@ -24,6 +28,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a plugin: NAME.c or NAME.cpp, with the SDK header beside it.
+    New(new::NewArgs),
+    /// Compile C/C++ sources into a plugin, checked against the plugin contract.
+    Build(build::BuildArgs),
     /// Call one exported function of a module, like `wasmedge --reactor plugin.wasm process 21`.
     Run(run::RunArgs),
     /// List a module's imports and exports, and check it against the plugin contract.
@@ -38,6 +46,14 @@ enum Command {
     Delete(registry::DeleteArgs),
     /// List the plugins of a NATS registry.
     List(registry::ListArgs),
+    /// Make a key pair for signing modules.
+    Keygen(trust::KeygenArgs),
+    /// Sign a module (the WebAssembly tool-conventions format, as wasmsign2).
+    Sign(trust::SignArgs),
+    /// Check that a module is signed by a trusted key.
+    Verify(trust::VerifyArgs),
+    /// Manage the service's token file.
+    Token(trust::TokenArgs),
 }
 
 /// Runs the command line `args` (the first is the program name), writing to
@@ -68,6 +84,8 @@ where
         }
     };
     let result = match cli.command {
+        Command::New(args) => new::run(args, stdout),
+        Command::Build(args) => build::run(args, stdout, stderr),
         Command::Run(args) => run::run(args, stdout, stderr),
         Command::Inspect(args) => inspect::run(args, stdout, stderr),
         Command::Serve(args) => serve::run(args).map(|()| 0),
@@ -75,6 +93,10 @@ where
         Command::Rollback(args) => registry::rollback(args, stdout),
         Command::Delete(args) => registry::delete(args, stdout),
         Command::List(args) => registry::list(args, stdout),
+        Command::Keygen(args) => trust::keygen(args, stdout),
+        Command::Sign(args) => trust::sign(args, stdout),
+        Command::Verify(args) => trust::verify(args, stdout, stderr),
+        Command::Token(args) => trust::token(args, stdout),
     };
     match result {
         Ok(code) => code,

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 use wasmplug_runtime::{Runtime, RuntimeConfig};
-use wasmplug_server::{is_valid_name, JetStream, ManifestChange, Plugins, Published, RegistryError};
+use wasmplug_server::{is_valid_name, JetStream, LoadPolicy, ManifestChange, Plugins, Published, RegistryError};
+use wasmplug_trust::signing::TrustedKeys;
 
 /// Where the registry is.
 #[derive(Debug, Args)]
@@ -38,6 +39,11 @@ pub struct PublishArgs {
     /// The manifest to run it with (TOML); without it the current one is kept.
     #[arg(long)]
     manifest: Option<PathBuf>,
+    /// Publish only a module signed by one of these public keys (a key
+    /// file, or a directory of `*.pub` files), as the replicas will require
+    /// when they run with the same `--trusted-keys`.
+    #[arg(long, env = "WASMPLUG_TRUSTED_KEYS", value_name = "DIR|FILE")]
+    trusted_keys: Option<PathBuf>,
 }
 
 /// Arguments of `wasmplug rollback`.
@@ -51,6 +57,10 @@ pub struct RollbackArgs {
     /// the version before the active one).
     #[arg(long)]
     digest: Option<String>,
+    /// Roll back only to a module signed by one of these public keys (a
+    /// key file, or a directory of `*.pub` files).
+    #[arg(long, env = "WASMPLUG_TRUSTED_KEYS", value_name = "DIR|FILE")]
+    trusted_keys: Option<PathBuf>,
 }
 
 /// Arguments of `wasmplug delete`.
@@ -84,7 +94,7 @@ pub fn publish(args: PublishArgs, stdout: &mut dyn Write) -> anyhow::Result<u8> 
         Some(text) => ManifestChange::Set(text),
         None => ManifestChange::Keep,
     };
-    let plugins = Plugins::new(checking_runtime()?);
+    let plugins = checking_plugins(args.trusted_keys.as_deref())?;
     let published = with_store(&args.registry, async |store| {
         store.publish(&plugins, &args.name, &bytes, change, None).await
     })?;
@@ -94,7 +104,7 @@ pub fn publish(args: PublishArgs, stdout: &mut dyn Write) -> anyhow::Result<u8> 
 /// `wasmplug rollback`.
 pub fn rollback(args: RollbackArgs, stdout: &mut dyn Write) -> anyhow::Result<u8> {
     check_name(&args.name)?;
-    let plugins = Plugins::new(checking_runtime()?);
+    let plugins = checking_plugins(args.trusted_keys.as_deref())?;
     let published = with_store(&args.registry, async |store| {
         store.rollback(&plugins, &args.name, args.digest.as_deref(), None).await
     })?;
@@ -180,10 +190,22 @@ fn with_store<T>(
                 RegistryError::NotFound(_) => "not found",
                 RegistryError::Runtime(error) => error.code(),
                 RegistryError::Manifest(_) => "invalid manifest",
+                RegistryError::Untrusted(_) => "refused",
+                RegistryError::GrantNotAllowed(_) => "grant not allowed",
                 RegistryError::Io(_) => "storage error",
             };
             anyhow::anyhow!("{kind}: {error}")
         })
+}
+
+/// Plugins to check a module with, as a replica would: with trusted keys,
+/// only a module signed by one of them passes.
+fn checking_plugins(trusted_keys: Option<&std::path::Path>) -> anyhow::Result<Plugins> {
+    let policy = LoadPolicy {
+        trusted_keys: trusted_keys.map(TrustedKeys::load).transpose()?,
+        ..LoadPolicy::default()
+    };
+    Ok(Plugins::with_policy(checking_runtime()?, policy))
 }
 
 fn report(stdout: &mut dyn Write, verb: &str, name: &str, published: &Published) -> anyhow::Result<u8> {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use wasmplug_runtime::{units, CallOutcome, DirGrant, EngineKind, ExecutionMode, PluginConfig, Runtime, RuntimeConfig};
+use wasmplug_trust::signing::TrustedKeys;
 
 /// Arguments of `wasmplug run`.
 #[derive(Debug, Args)]
@@ -56,6 +57,10 @@ pub struct RunArgs {
     /// Print a JSON object: results, output, logs, stdout, stderr, duration, fuel.
     #[arg(long)]
     json: bool,
+    /// Run the module only if it carries a valid signature by one of these
+    /// public keys: a key file, or a directory of `*.pub` files.
+    #[arg(long, env = "WASMPLUG_TRUSTED_KEYS", value_name = "DIR|FILE")]
+    trusted_keys: Option<PathBuf>,
 }
 
 /// Runs the verb.
@@ -77,9 +82,19 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> any
         pool_instances: 16,
         ..RuntimeConfig::default()
     })?;
-    let plugin = runtime
-        .load_file(&args.module, &config)
-        .with_context(|| format!("cannot load {}", args.module.display()))?;
+    let plugin = match &args.trusted_keys {
+        None => runtime.load_file(&args.module, &config),
+        Some(path) => {
+            let keys = TrustedKeys::load(path)?;
+            let bytes =
+                std::fs::read(&args.module).with_context(|| format!("cannot read {}", args.module.display()))?;
+            keys.verify(&bytes, None)
+                .with_context(|| format!("refusing to run {}", args.module.display()))?;
+            let name = args.module.file_stem().unwrap_or_default().to_string_lossy();
+            runtime.load(&name, &bytes, &config)
+        }
+    }
+    .with_context(|| format!("cannot load {}", args.module.display()))?;
 
     let input = match (&args.input, &args.input_file) {
         (Some(text), _) => Some(text.clone().into_bytes()),

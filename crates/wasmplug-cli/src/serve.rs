@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::Args;
 use serde::Deserialize;
 use wasmplug_runtime::units;
-use wasmplug_server::ServerConfig;
+use wasmplug_server::{AllowedDir, ServerConfig};
 
 /// Arguments of `wasmplug serve`.
 #[derive(Debug, Args)]
@@ -34,9 +34,33 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "WASMPLUG_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Bearer token for uploads, deletes and rollbacks; without one they are disabled.
+    /// A bearer token with the `admin` role (named `admin`). Without it and
+    /// without `--token-file`, uploads, deletes and rollbacks are disabled.
     #[arg(long, env = "WASMPLUG_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// The token file: `name role sha256:<hash> [patterns]` per line (see
+    /// `wasmplug token add`); re-read when it changes.
+    #[arg(long, env = "WASMPLUG_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Listing and describing plugins need a `reader` token.
+    #[arg(long, env = "WASMPLUG_GUARD_READS")]
+    guard_reads: bool,
+    /// Trusted public keys (a key file, or a directory of `*.pub` files):
+    /// every module must then carry a valid signature by one of them.
+    #[arg(long, env = "WASMPLUG_TRUSTED_KEYS", value_name = "DIR|FILE")]
+    trusted_keys: Option<PathBuf>,
+    /// The only host directories manifests may grant: `HOST`, or `HOST::ro`
+    /// for read-only grants (repeatable; comma-separated in the environment).
+    #[arg(
+        long = "allow-dir",
+        env = "WASMPLUG_ALLOW_DIRS",
+        value_name = "HOST[::ro]",
+        value_delimiter = ','
+    )]
+    allow_dirs: Vec<AllowedDir>,
+    /// The audit trail (default `<plugins>/.audit/audit.jsonl`).
+    #[arg(long, env = "WASMPLUG_AUDIT_LOG", value_name = "FILE")]
+    audit_log: Option<PathBuf>,
     /// Compiled-module cache directory (default `<plugins>/.cache`).
     #[arg(long, env = "WASMPLUG_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -74,6 +98,12 @@ struct FileConfig {
     registry_replicas: Option<usize>,
     listen: Option<SocketAddr>,
     admin_token: Option<String>,
+    token_file: Option<PathBuf>,
+    guard_reads: Option<bool>,
+    trusted_keys: Option<PathBuf>,
+    #[serde(default)]
+    allow_dirs: Vec<String>,
+    audit_log: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     #[serde(default, deserialize_with = "units::deserialize_optional_size")]
     max_body_bytes: Option<usize>,
@@ -117,10 +147,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let admin = if config.admin_token.is_some() {
+    let admin = if config.admin_token.is_some() || config.token_file.is_some() {
         "enabled"
     } else {
-        "disabled (no --admin-token)"
+        "disabled (no --token-file or --admin-token)"
     };
     runtime.block_on(wasmplug_server::serve(
         config,
@@ -159,6 +189,19 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         .clone()
         .or(file.admin_token)
         .filter(|token| !token.is_empty());
+    config.token_file = args.token_file.clone().or(file.token_file);
+    config.guard_reads = args.guard_reads || file.guard_reads.unwrap_or(false);
+    config.trusted_keys = args.trusted_keys.clone().or(file.trusted_keys);
+    config.allowed_dirs = if args.allow_dirs.is_empty() {
+        file.allow_dirs
+            .iter()
+            .map(|dir| dir.parse::<AllowedDir>())
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?
+    } else {
+        args.allow_dirs.clone()
+    };
+    config.audit_log = args.audit_log.clone().or(file.audit_log);
     config.cache_dir = args.cache_dir.clone().or(file.cache_dir);
     if let Some(bytes) = args.max_body_bytes.or(file.max_body_bytes) {
         config.max_body_bytes = bytes;

@@ -99,13 +99,7 @@ fn p99(mut latencies: Vec<Duration>) -> Duration {
 /// The service's resident memory. A reading that fails fails the test: a
 /// made-up figure would let the memory assertion pass without measuring.
 fn rss_kib(pid: u32) -> u64 {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {path}: {error}"));
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS figure in {path}:\n{status}"))
+    wasmplug_test_support::service::rss_kib(pid).unwrap_or_else(|error| panic!("{error:#}"))
 }
 
 #[test]

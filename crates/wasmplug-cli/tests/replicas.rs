@@ -17,7 +17,6 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Child;
@@ -27,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::TOKEN;
-use xtask::nats::NatsServer;
+use wasmplug_test_support::http::Request;
+use wasmplug_test_support::nats::NatsServer;
 
 /// How long a change may take to reach a replica before a test fails. The
 /// target is under a second; this bound only catches a replica that never
@@ -163,32 +163,19 @@ type Answer = (u16, Vec<u8>, Vec<(String, String)>);
 /// One request with extra headers, over a fresh connection, or `None` when
 /// the connection broke.
 fn request(address: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<Answer> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    // Under `CONVERGE`: a stuck request fails within the bound it serves.
-    // A change gives up after 10 s, so 15 s is enough for any answer.
-    stream.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {TOKEN}\r\ncontent-length: {}\r\nconnection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).ok()?;
-    stream.write_all(body).ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    let split = response.windows(4).position(|window| window == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let status = head.get(9..12)?.parse().ok()?;
-    let headers = head
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    Some((status, response[split + 4..].to_vec(), headers))
+    let request = Request {
+        token: Some(TOKEN),
+        headers,
+        body,
+        // Under `CONVERGE`: a stuck request fails within the bound it
+        // serves. A change gives up after 10 s, so 15 s is enough for any
+        // answer.
+        timeout: Duration::from_secs(15),
+        ..Request::new(method, path)
+    };
+    request
+        .send(address)
+        .map(|response| (response.status, response.body, response.headers))
 }
 
 /// The `process` plugin with a custom section that makes it version `n`:
@@ -302,6 +289,30 @@ fn two_writers_racing_on_one_version_one_wins_the_other_gets_409() {
     assert_eq!((status, support::code(&body)), (409, "conflict".to_owned()));
     let (status, body, _) = a.request("PUT", "/v1/plugins/p", &[("if-none-match", "*")], &version(99));
     assert_eq!((status, support::code(&body)), (409, "conflict".to_owned()));
+
+    // Every replica's changes are in one audit trail, the registry's
+    // stream, which either replica serves: a wrote 8 of these 13 (the first
+    // publish, 5 racing writes, the 2 refusals), b the other 5. The stream
+    // is written just after each answer, so wait for the last entries.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let outcomes = loop {
+        let (status, body, _) = b.request("GET", "/v1/audit?plugin=p", &[], b"");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let trail: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let outcomes: Vec<String> = trail["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["outcome"].as_str().unwrap().to_owned())
+            .collect();
+        if outcomes.len() >= 13 || Instant::now() > deadline {
+            break outcomes;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(outcomes.len(), 13, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|outcome| *outcome == "ok").count(), 6);
+    assert_eq!(outcomes.iter().filter(|outcome| *outcome == "conflict").count(), 7);
 }
 
 #[test]

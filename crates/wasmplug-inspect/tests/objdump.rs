@@ -1,5 +1,5 @@
 //! The report agrees with `wasm-objdump -x` (wabt): for every generated
-//! module, and every `target/plugins/*.wasm` the C/C++ plugin build left,
+//! module, and every example C/C++ plugin (built by `wasmplug-test-support`),
 //! both tools must list the same types, imports, functions, tables,
 //! memories, globals, exports, start function, code sizes, data segments
 //! and custom sections, with the same kinds, indices, names, signatures,
@@ -44,13 +44,11 @@ fn the_report_agrees_with_wasm_objdump() {
         compare(&name, &path, &bytes);
         checked += 1;
     }
-    let plugins = plugin_modules();
-    if plugins.is_empty() {
-        println!(
-            "checked {checked} generated modules only: no target/plugins/*.wasm \
-             (run `cargo xtask build-plugins` to include the C/C++ plugins)"
-        );
-    }
+    let plugins: Vec<PathBuf> = wasmplug_test_support::plugin_names()
+        .iter()
+        .map(|name| wasmplug_test_support::plugin_path(name).expect("a built plugin"))
+        .collect();
+    assert!(!plugins.is_empty(), "no example plugins to compare");
     for path in &plugins {
         let bytes = std::fs::read(path).unwrap();
         compare(&path.display().to_string(), path, &bytes);
@@ -344,18 +342,4 @@ fn memory(memory: &wasmplug_inspect::MemoryInfo) -> String {
 
 fn global(global: &wasmplug_inspect::GlobalInfo) -> String {
     format!("{} mutable={}", global.ty, u8::from(global.mutable))
-}
-
-/// `<workspace>/target/plugins/*.wasm`, sorted; empty when not built.
-fn plugin_modules() -> Vec<PathBuf> {
-    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/plugins");
-    let Ok(entries) = std::fs::read_dir(&directory) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|entry| Some(entry.ok()?.path()))
-        .filter(|path| path.extension().is_some_and(|extension| extension == "wasm"))
-        .collect();
-    paths.sort();
-    paths
 }

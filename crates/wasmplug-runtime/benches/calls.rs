@@ -13,10 +13,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wasmplug_runtime::{PluginConfig, Runtime, RuntimeConfig, Value};
 
-fn plugin(name: &str) -> Vec<u8> {
-    let path = xtask::plugin_path(name).expect("plugins build");
-    std::fs::read(path).expect("plugin is readable")
-}
+use wasmplug_test_support::plugin_bytes as plugin;
 
 fn runtime() -> Runtime {
     Runtime::new(RuntimeConfig {

@@ -233,6 +233,12 @@ pub struct PluginConfig {
     /// state it left (wasmtime only). Fresh state per call without paying
     /// for expensive initialisation on each.
     pub preinitialize: bool,
+    /// The SHA-256 (hex) the module must have: a pin that refuses any other
+    /// bytes under this manifest. The service and `wasmplug run` check it
+    /// before loading (`wasmplug_trust::signing::check_pin`);
+    /// [`crate::Runtime::load`] does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl PluginConfig {

@@ -24,26 +24,23 @@
 //! ```
 #![deny(missing_docs)]
 
-mod cache;
 mod config;
 mod engine;
 mod error;
 mod host;
 mod outcome;
 mod plugin;
-mod preinit;
 mod runtime;
 mod trap;
 pub mod units;
 mod value;
 
-pub use cache::CacheOutcome;
 pub use config::{
     DirGrant, EngineKind, ExecutionMode, InstancePolicy, Limits, PluginConfig, RuntimeConfig, WasiGrants,
 };
 pub use error::{Frame, OutputStream, RuntimeError, TrapCode};
 pub use host::HOST_MODULE;
-pub use outcome::{CallOutcome, LogLevel, LogRecord};
+pub use outcome::{CacheOutcome, CallOutcome, LogLevel, LogRecord};
 pub use plugin::{FunctionExport, Plugin, PluginInstance, TypedFunction};
 pub use runtime::Runtime;
 pub use value::Value;

@@ -70,3 +70,17 @@ pub struct CallOutcome {
     /// Fuel consumed, when the plugin has a fuel budget.
     pub fuel_consumed: Option<u64>,
 }
+
+/// How a module was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheOutcome {
+    /// No cache is configured; compiled.
+    Disabled,
+    /// Loaded from a valid cache entry.
+    Hit,
+    /// No entry; compiled and stored.
+    Miss,
+    /// An entry existed but failed its checks; compiled and replaced.
+    Corrupt,
+}

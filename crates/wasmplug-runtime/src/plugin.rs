@@ -12,9 +12,9 @@ use crossbeam_queue::ArrayQueue;
 use serde::Serialize;
 use wasmplug_inspect::{ModuleReport, Signature, ValType, Violation};
 
-use crate::cache::CacheOutcome;
 use crate::engine::{Compiled, Instance};
 use crate::host::CallState;
+use crate::CacheOutcome;
 use crate::{CallOutcome, InstancePolicy, PluginConfig, RuntimeError, Value};
 
 /// An exported function callers can name.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 use sha2::{Digest, Sha256};
 use wasmplug_inspect::{ModuleReport, Policy};
 
-use crate::cache::{Cache, CacheOutcome};
+use crate::engine::wasmtime::cache::Cache;
 use crate::engine::wasmtime::{self as wasmtime_engine, EngineKey};
 use crate::engine::Compiled;
 use crate::plugin::{FunctionExport, Plugin};
@@ -79,7 +79,9 @@ impl Runtime {
         let digest = hex::encode(Sha256::digest(bytes));
         let functions: Vec<FunctionExport> = report
             .exported_functions()
-            .filter(|(name, _)| !(config.preinitialize && crate::preinit::INITIALISERS.contains(name)))
+            // Reactor plumbing, run by the engine before the first call:
+            // never a function a caller may name.
+            .filter(|(name, _)| !crate::engine::INITIALISERS.contains(name))
             .map(|(name, signature)| FunctionExport {
                 name: name.to_owned(),
                 signature: signature.clone(),
@@ -89,23 +91,13 @@ impl Runtime {
         let (compiled, cache) = match config.engine {
             EngineKind::Wasmtime => {
                 let engine = self.wasmtime_engine(EngineKey::for_limits(&config.limits))?;
-                let preinitialized;
-                let (bytes, digest) = if config.preinitialize {
-                    preinitialized = crate::preinit::preinitialize(&engine, bytes, config, &self.inner.config)?;
-                    (preinitialized.as_slice(), hex::encode(Sha256::digest(&preinitialized)))
-                } else {
-                    (bytes, digest.clone())
-                };
-                let (module, cache) = match &self.inner.cache {
-                    Some(cache) => cache.load_or_compile(&engine, bytes, &digest)?,
-                    None => (wasmtime_engine::compile_module(&engine, bytes)?, CacheOutcome::Disabled),
-                };
-                let compiled = wasmtime_engine::Compiled::new(
+                let (compiled, cache) = wasmtime_engine::compile(
                     &engine,
-                    &module,
+                    self.inner.cache.as_ref(),
+                    bytes,
+                    &digest,
                     &names,
-                    &config.limits,
-                    &config.wasi,
+                    config,
                     &self.inner.config,
                 )?;
                 (Compiled::Wasmtime(compiled), cache)

@@ -17,7 +17,7 @@ use wasmplug_server::{app, AppState, ServerConfig};
 
 fn state(dir: &std::path::Path) -> AppState {
     for name in ["process", "counter"] {
-        let bytes = std::fs::read(xtask::plugin_path(name).expect("plugins build")).expect("plugin is readable");
+        let bytes = wasmplug_test_support::plugin_bytes(name);
         std::fs::write(dir.join(format!("{name}.wasm")), bytes).expect("plugin directory is writable");
     }
     let mut config = ServerConfig::new(dir.to_owned(), ([127, 0, 0, 1], 0).into());

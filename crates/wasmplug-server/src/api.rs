@@ -16,10 +16,14 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json_};
-use wasmplug_runtime::{CallOutcome, EngineKind, LogRecord, Plugin, RuntimeError, Value};
+use wasmplug_runtime::{CallOutcome, EngineKind, LogRecord, Plugin, PluginConfig, RuntimeError, Value};
+use wasmplug_trust::audit::{self, Action, AuditEntry, AuditFilter};
+use wasmplug_trust::tokens::{AuthError, Identity, Role};
 
 use crate::error::ApiError;
-use crate::registry::{is_valid_name, ActiveVersion, Expected, ManifestChange, RegistryError, RegistryHealth, Slot};
+use crate::registry::{
+    is_valid_name, ActiveVersion, Expected, ManifestChange, RegistryError, RegistryHealth, Slot, VersionId,
+};
 use crate::AppState;
 
 /// The service's router over `state`.
@@ -37,6 +41,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/plugins/{name}/rollback", post(rollback_plugin))
         .route("/v1/plugins/{name}/call/{function}", post(call_function))
         .route("/v1/plugins/{name}/invoke/{function}", post(invoke_function))
+        .route("/v1/audit", get(audit_trail))
         .fallback(not_found)
         .with_state(state)
 }
@@ -111,11 +116,16 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-async fn list_plugins(State(state): State<AppState>) -> Json<Json_> {
+async fn list_plugins(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Json_>, ApiError> {
+    let reader = match state.config.guard_reads {
+        true => Some(identify(&state, &headers)?),
+        false => None,
+    };
     let plugins: Vec<Json_> = state
         .registry
         .slots()
         .into_iter()
+        .filter(|(name, _)| reader.as_ref().is_none_or(|reader| reader.covers(name)))
         .map(|(name, slot)| match slot.active.load_full() {
             Some(active) => json!({
                 "name": name,
@@ -125,14 +135,18 @@ async fn list_plugins(State(state): State<AppState>) -> Json<Json_> {
             None => json!({ "name": name, "digest": null, "functions": [], "last_error": slot.last_error() }),
         })
         .collect();
-    Json(json!({ "plugins": plugins }))
+    Ok(Json(json!({ "plugins": plugins })))
 }
 
 async fn describe_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     _: Body,
 ) -> Result<Response, ApiError> {
+    if state.config.guard_reads {
+        require(&identify(&state, &headers)?, Role::Reader, &name, "read")?;
+    }
     let slot = find_slot(&state, &name)?;
     let active = slot.active.load_full();
     let plugin = active.as_ref().map(|active| &active.plugin);
@@ -153,6 +167,7 @@ async fn describe_plugin(
         "manifest": active.as_ref().and_then(|active| active.manifest.as_deref()),
         "versions": versions,
         "last_error": slot.last_error(),
+        "signature": active.as_ref().map(|active| &active.signature),
         "engine": plugin.map(|plugin| plugin.engine_description()),
         "functions": plugin.map(|plugin| functions(plugin)).unwrap_or_default(),
         "config": plugin.map(|plugin| config_json(plugin)),
@@ -229,22 +244,54 @@ async fn upload_plugin(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    check_name(&name)?;
-    let precondition = precondition(&headers)?;
+    let identity = identify(&state, &headers)?;
+    let before = active_digest(&state, &name);
+    let action = if before.is_some() {
+        Action::Replace
+    } else {
+        Action::Upload
+    };
+    let mut change = Change::new(&state, &identity, action, &name, before.clone());
+    change.check(check_name(&name)).await?;
+    change
+        .check(require(&identity, Role::Publisher, &name, "publish"))
+        .await?;
+    if let (Some(text), true) = (query.manifest.as_deref(), identity.role < Role::Admin) {
+        // A manifest that does not parse is the registry's to refuse.
+        if let Some(reason) = PluginConfig::from_toml(text)
+            .ok()
+            .as_ref()
+            .and_then(crate::policy::admin_only)
+        {
+            change
+                .check(Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("only an admin token may publish this manifest: {reason}"),
+                )))
+                .await?;
+        }
+    }
+    let precondition = change.check(precondition(&headers)).await?;
     let registry = state.registry.clone();
-    let existed = registry.slot(&name).is_some_and(|slot| slot.active.load().is_some());
+    let uploaded = name.clone();
+    // The change and its audit line run together on a blocking thread,
+    // which finishes both even if the client goes away meanwhile.
     let version = tokio::task::spawn_blocking(move || {
         let manifest = match query.manifest.as_deref() {
             Some(text) => ManifestChange::Set(text),
             None => ManifestChange::Keep,
         };
-        registry.upload(&name, &body, manifest, as_expected(&precondition))
+        change.finish(registry.upload(&uploaded, &body, manifest, as_expected(&precondition)))
     })
     .await
     .map_err(internal)?
     .map_err(registry_error)?;
-    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if before.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     let plugin = &version.plugin;
     let response = (
         status,
@@ -260,11 +307,15 @@ async fn delete_plugin(
     headers: HeaderMap,
     _: Body,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&state, &headers)?;
-    check_name(&name)?;
-    let precondition = precondition(&headers)?;
+    let identity = identify(&state, &headers)?;
+    let before = active_digest(&state, &name);
+    let mut change = Change::new(&state, &identity, Action::Delete, &name, before);
+    change.check(check_name(&name)).await?;
+    change.check(require(&identity, Role::Admin, &name, "delete")).await?;
+    let precondition = change.check(precondition(&headers)).await?;
     let registry = state.registry.clone();
-    tokio::task::spawn_blocking(move || registry.delete(&name, as_expected(&precondition)))
+    let deleted = name.clone();
+    tokio::task::spawn_blocking(move || change.finish(registry.delete(&deleted, as_expected(&precondition))))
         .await
         .map_err(internal)?
         .map_err(registry_error)?;
@@ -283,12 +334,28 @@ async fn rollback_plugin(
     headers: HeaderMap,
     _: Body,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    check_name(&name)?;
-    let precondition = precondition(&headers)?;
+    let identity = identify(&state, &headers)?;
+    let before = active_digest(&state, &name);
+    let mut change = Change::new(&state, &identity, Action::Rollback, &name, before);
+    change.check(check_name(&name)).await?;
+    change
+        .check(require(&identity, Role::Publisher, &name, "roll back"))
+        .await?;
+    if identity.role < Role::Admin {
+        if let Some(reason) = rollback_needs_admin(&state, &name, query.digest.as_deref()) {
+            let message = format!(
+                "only an admin token may roll back to that version: it runs with another manifest, and {reason}"
+            );
+            change
+                .check(Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)))
+                .await?;
+        }
+    }
+    let precondition = change.check(precondition(&headers)).await?;
     let registry = state.registry.clone();
+    let rolled = name.clone();
     let version: Arc<ActiveVersion> = tokio::task::spawn_blocking(move || {
-        registry.rollback(&name, query.digest.as_deref(), as_expected(&precondition))
+        change.finish(registry.rollback(&rolled, query.digest.as_deref(), as_expected(&precondition)))
     })
     .await
     .map_err(internal)?
@@ -526,62 +593,244 @@ fn active_plugin(state: &AppState, name: &str) -> Result<(Arc<Slot>, Arc<Plugin>
     Ok((slot, plugin))
 }
 
-/// Mutations need `Authorization: Bearer <token>`; without a configured
-/// token they are disabled, never open.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = state.config.admin_token.as_deref() else {
+/// The identity behind the request's `Authorization: Bearer <token>`.
+/// Without a configured token, changes are disabled (`403 admin_disabled`),
+/// never open; a missing or unknown token is `401 unauthorized`.
+fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity, ApiError> {
+    if !state.tokens.configured() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "admin_disabled",
-            "plugin management is disabled: start the service with an admin token",
+            "plugin management is disabled: start the service with a token file or an admin token",
         ));
-    };
+    }
+    let unauthorized = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| {
+        .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>`"))?;
+    state.tokens.authenticate(given.trim()).map_err(|error| match error {
+        AuthError::UnknownToken => unauthorized("unknown token"),
+        AuthError::TokenFile(reason) => {
+            tracing::error!("refusing every token from the token file: {reason}");
             ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing `Authorization: Bearer <token>`",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "token_file_invalid",
+                format!("the token file cannot be used, so no token from it is accepted: {reason}"),
             )
-        })?;
-    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        Ok(())
+        }
+    })
+}
+
+/// `403 forbidden` unless `identity` has `role` (or more) and may touch
+/// `plugin`.
+fn require(identity: &Identity, role: Role, plugin: &str, what: &str) -> Result<(), ApiError> {
+    if identity.may(role, plugin) {
+        return Ok(());
+    }
+    let scope = if identity.patterns.is_empty() {
+        String::new()
     } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "wrong admin token",
-        ))
+        format!(", for {}", identity.patterns.join(","))
+    };
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "token `{}` ({}{scope}) may not {what} `{plugin}`: that needs {role}",
+            identity.name, identity.role
+        ),
+    ))
+}
+
+/// The active version's tag (module digest, and manifest digest if it has
+/// one), as the audit trail records it.
+fn active_digest(state: &AppState, name: &str) -> Option<String> {
+    state
+        .registry
+        .slot(name)?
+        .active
+        .load()
+        .as_ref()
+        .map(|active| active.id.tag())
+}
+
+/// Why only an admin may make this rollback, if only an admin may: the
+/// version it goes to runs with another manifest than the active one, and
+/// that manifest is one only an admin may publish (a grant an admin has
+/// since taken away, say). Checked against the versions as they are now.
+fn rollback_needs_admin(state: &AppState, name: &str, digest: Option<&str>) -> Option<String> {
+    let versions = state.registry.versions(name);
+    let history: Vec<VersionId> = versions.iter().map(|version| version.id.clone()).collect();
+    let active = state.registry.slot(name)?.active.load_full();
+    let active = active.as_ref().map(|active| &active.id);
+    let target = crate::registry::rollback_target(name, &history, active, digest).ok()?;
+    if active.is_some_and(|active| active.manifest == target.manifest) {
+        return None;
+    }
+    let text = versions
+        .iter()
+        .find(|version| version.id == *target)?
+        .manifest
+        .as_deref()?;
+    crate::policy::admin_only(&PluginConfig::from_toml(text).ok()?)
+}
+
+/// One change on its way to the audit trail: refused by a check, or done
+/// (or refused) by the registry. It is recorded once, when it finishes.
+struct Change {
+    state: AppState,
+    entry: AuditEntry,
+}
+
+impl Change {
+    fn new(state: &AppState, identity: &Identity, action: Action, plugin: &str, before: Option<String>) -> Change {
+        let mut entry = AuditEntry::now(&identity.name, action, plugin);
+        entry.digest_before = before;
+        Change {
+            state: state.clone(),
+            entry,
+        }
+    }
+
+    /// Passes `result` on, recording a refusal.
+    async fn check<T>(&mut self, result: Result<T, ApiError>) -> Result<T, ApiError> {
+        if let Err(error) = &result {
+            self.entry.digest_after = self.entry.digest_before.clone();
+            self.entry.outcome = error.code().to_owned();
+            self.entry.reason = Some(error.message().to_owned());
+            self.write().await;
+        }
+        result
+    }
+
+    /// Records the registry's answer. Blocking: run it on the thread that
+    /// made the change, so the line is written even if the client has gone,
+    /// and before the answer goes out.
+    fn finish<T: Installed>(mut self, result: Result<T, RegistryError>) -> Result<T, RegistryError> {
+        match &result {
+            Ok(done) => {
+                self.entry.digest_after = done.digest();
+                self.entry.signed_by = done.signed_by();
+            }
+            Err(error) => {
+                self.entry.digest_after = self.entry.digest_before.clone();
+                self.entry.outcome = error.code().to_owned();
+                self.entry.reason = Some(error.to_string());
+            }
+        }
+        self.write_blocking();
+        result
+    }
+
+    async fn write(&self) {
+        let change = Change {
+            state: self.state.clone(),
+            entry: self.entry.clone(),
+        };
+        if let Err(error) = tokio::task::spawn_blocking(move || change.write_blocking()).await {
+            tracing::error!(plugin = %self.entry.plugin, "cannot write the audit trail: {error}");
+        }
+    }
+
+    fn write_blocking(&self) {
+        if let Err(error) = self.state.audit.append(&self.entry) {
+            tracing::error!(plugin = %self.entry.plugin, "cannot write the audit trail: {error}");
+        }
+        self.state.share_audit(&self.entry);
     }
 }
 
-/// Compares without an early exit, so the time taken says nothing about
-/// how much of the token matched.
-fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
-    let mut difference = given.len() ^ expected.len();
-    for (index, byte) in expected.iter().enumerate() {
-        difference |= usize::from(byte ^ given.get(index).copied().unwrap_or(!byte));
+/// What a change leaves active.
+trait Installed {
+    fn digest(&self) -> Option<String>;
+    fn signed_by(&self) -> Option<String>;
+}
+
+impl Installed for Arc<ActiveVersion> {
+    fn digest(&self) -> Option<String> {
+        Some(self.id.tag())
     }
-    difference == 0
+
+    fn signed_by(&self) -> Option<String> {
+        self.signature.trusted_key.clone()
+    }
+}
+
+impl Installed for () {
+    fn digest(&self) -> Option<String> {
+        None
+    }
+
+    fn signed_by(&self) -> Option<String> {
+        None
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    plugin: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The audit trail, oldest first: `?plugin=` one plugin's, `?since=` (RFC
+/// 3339) from then on, `?limit=` the newest that many. Admins only.
+async fn audit_trail(
+    State(state): State<AppState>,
+    Query(query): Query<AuditQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Json_>, ApiError> {
+    let identity = identify(&state, &headers)?;
+    if identity.role < Role::Admin || !identity.patterns.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token `{}` may not read the audit trail: that needs an unscoped admin token",
+                identity.name
+            ),
+        ));
+    }
+    let since = match query.since.as_deref() {
+        Some(text) => Some(
+            audit::parse_time(text)
+                .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message))?,
+        ),
+        None => None,
+    };
+    let filter = AuditFilter {
+        plugin: query.plugin,
+        since,
+        limit: query.limit,
+    };
+    let shared = state.clone();
+    let entries = tokio::task::spawn_blocking(move || match shared.shared_audit() {
+        Some(entries) => entries.map(|entries| filter.apply(entries)).map_err(registry_error),
+        None => shared.audit.read(&filter).map_err(internal),
+    })
+    .await
+    .map_err(internal)??;
+    Ok(Json(json!({ "entries": entries })))
 }
 
 fn registry_error(error: RegistryError) -> ApiError {
+    let code = error.code();
     match error {
         RegistryError::Runtime(error) => ApiError::from(error),
-        RegistryError::Manifest(message) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_manifest",
-            format!("invalid manifest: {message}"),
-        ),
-        RegistryError::NotFound(message) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
-        RegistryError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
-        RegistryError::Unavailable(message) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable", message)
+        RegistryError::Untrusted(ref untrusted) => {
+            let reason = untrusted.reason();
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, error.to_string())
+                .with_details(json!({ "reason": reason }))
         }
-        RegistryError::Corrupt(message) => ApiError::new(StatusCode::BAD_GATEWAY, "registry_corrupt", message),
+        RegistryError::Manifest(_) | RegistryError::GrantNotAllowed(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, error.to_string())
+        }
+        RegistryError::NotFound(message) => ApiError::new(StatusCode::NOT_FOUND, code, message),
+        RegistryError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, code, message),
+        RegistryError::Unavailable(message) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message),
+        RegistryError::Corrupt(message) => ApiError::new(StatusCode::BAD_GATEWAY, code, message),
         RegistryError::Io(error) => internal(error),
     }
 }
@@ -594,14 +843,3 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
 
 /// How long a call waits for a free slot before the answer is 503.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn tokens_compare_exactly() {
-        assert!(super::constant_time_eq(b"secret", b"secret"));
-        assert!(!super::constant_time_eq(b"secreT", b"secret"));
-        assert!(!super::constant_time_eq(b"secret-longer", b"secret"));
-        assert!(!super::constant_time_eq(b"", b"secret"));
-    }
-}

@@ -13,9 +13,10 @@
 //! | `GET /metrics` | Prometheus text: calls, errors by code, latency, fuel, in-flight |
 //! | `GET /openapi.json` | this API, as OpenAPI 3.1 |
 //! | `GET /v1/plugins`, `GET /v1/plugins/{name}` | what is loaded: digests, functions, versions, last load error, report |
-//! | `PUT /v1/plugins/{name}` | upload wasm bytes (`?manifest=` TOML); admin token |
-//! | `DELETE /v1/plugins/{name}` | remove; admin token |
-//! | `POST /v1/plugins/{name}/rollback` | previous version, or `?digest=`; admin token |
+//! | `PUT /v1/plugins/{name}` | upload wasm bytes (`?manifest=` TOML); a `publisher` token |
+//! | `DELETE /v1/plugins/{name}` | remove; an `admin` token |
+//! | `POST /v1/plugins/{name}/rollback` | previous version, or `?digest=`; a `publisher` token |
+//! | `GET /v1/audit` | the audit trail (`?plugin=&since=&limit=`); an `admin` token |
 //! | `POST /v1/plugins/{name}/call/{function}` | `{"args":[21]}` → `{"results":[43]}` |
 //! | `POST /v1/plugins/{name}/invoke/{function}` | bytes ABI: raw bytes in and out |
 
@@ -27,18 +28,23 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use wasmplug_runtime::{Runtime, RuntimeConfig};
+use wasmplug_trust::audit::{AuditEntry, AuditLog};
+use wasmplug_trust::signing::TrustedKeys;
+use wasmplug_trust::tokens::Tokens;
 
 mod api;
 mod error;
 mod lanes;
 mod metrics;
 mod openapi;
+mod policy;
 mod registry;
 mod watch;
 
 pub use api::app;
 pub use error::ApiError;
 pub use lanes::{Call, Lanes, BACKGROUND_NICE};
+pub use policy::{admin_only, AllowedDir, LoadPolicy, Signature};
 pub use registry::{
     is_valid_name, ActiveVersion, DirectoryRegistry, Expected, JetStream, ManifestChange, NatsConfig, NatsRegistry,
     PluginRecord, Plugins, Published, RecordVersion, Registry, RegistryError, RegistryHealth, Slot, Snapshot,
@@ -57,8 +63,21 @@ pub struct ServerConfig {
     pub registry: Option<NatsConfig>,
     /// Where to listen.
     pub listen: SocketAddr,
-    /// The bearer token for mutations; `None` disables them.
+    /// A bearer token with the `admin` role, named `admin`.
     pub admin_token: Option<String>,
+    /// The token file: named tokens with roles and plugin patterns (see
+    /// [`wasmplug_trust::tokens`]), re-read when it changes. With neither
+    /// this nor `admin_token`, changes are disabled.
+    pub token_file: Option<PathBuf>,
+    /// Whether listing and describing plugins need a `reader` token.
+    pub guard_reads: bool,
+    /// Trusted public keys: a key file, or a directory of `*.pub` files.
+    /// With keys, every module must carry a valid signature by one of them.
+    pub trusted_keys: Option<PathBuf>,
+    /// When not empty, the only host directories a manifest may grant.
+    pub allowed_dirs: Vec<AllowedDir>,
+    /// The audit trail; `None` for `<plugins_dir>/.audit/audit.jsonl`.
+    pub audit_log: Option<PathBuf>,
     /// Compiled-module cache; `None` for `<plugins_dir>/.cache`.
     pub cache_dir: Option<PathBuf>,
     /// Largest request body accepted.
@@ -89,6 +108,11 @@ impl ServerConfig {
             registry: None,
             listen,
             admin_token: None,
+            token_file: None,
+            guard_reads: false,
+            trusted_keys: None,
+            allowed_dirs: Vec::new(),
+            audit_log: None,
             cache_dir: None,
             max_body_bytes: 16 << 20,
             max_concurrent_calls: 64,
@@ -111,6 +135,10 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Set once the initial load finished.
     pub ready: Arc<AtomicBool>,
+    /// Who may change and read what.
+    pub tokens: Arc<Tokens>,
+    /// Where every change is recorded.
+    pub audit: Arc<AuditLog>,
     call_slots: Arc<tokio::sync::Semaphore>,
     lanes: Arc<Lanes>,
     backend: Backend,
@@ -138,18 +166,39 @@ impl AppState {
             pool_instances: config.pool_instances,
             ..RuntimeConfig::default()
         })?;
+        let trusted_keys = match &config.trusted_keys {
+            Some(path) => Some(TrustedKeys::load(path)?),
+            None => None,
+        };
+        let plugins = Plugins::with_policy(
+            runtime,
+            LoadPolicy {
+                trusted_keys,
+                allowed_dirs: config.allowed_dirs.clone(),
+            },
+        );
+        let tokens = Arc::new(Tokens::new(config.token_file.clone(), config.admin_token.as_deref())?);
+        let audit_path = config
+            .audit_log
+            .clone()
+            .unwrap_or_else(|| config.plugins_dir.join(".audit").join("audit.jsonl"));
+        let audit = Arc::new(
+            AuditLog::open(&audit_path)
+                .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?,
+        );
         let (registry, backend): (Arc<dyn Registry>, Backend) = match &config.registry {
             None => {
                 let registry = Arc::new(
-                    DirectoryRegistry::new(&config.plugins_dir, runtime)
-                        .with_context(|| format!("cannot use plugin directory {}", config.plugins_dir.display()))?,
+                    DirectoryRegistry::new(&config.plugins_dir, plugins)
+                        .with_context(|| format!("cannot use plugin directory {}", config.plugins_dir.display()))?
+                        .with_audit(audit.clone()),
                 );
                 (registry.clone(), Backend::Directory(registry))
             }
             Some(nats) => {
                 let state_dir = config.plugins_dir.join(".replica");
                 let registry = Arc::new(
-                    NatsRegistry::new(nats.clone(), &state_dir, runtime)
+                    NatsRegistry::new(nats.clone(), &state_dir, plugins)
                         .with_context(|| format!("cannot use replica state directory {}", state_dir.display()))?,
                 );
                 (registry.clone(), Backend::Nats(registry))
@@ -163,6 +212,8 @@ impl AppState {
             call_slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls)),
             config: Arc::new(config),
             ready: Arc::new(AtomicBool::new(false)),
+            tokens,
+            audit,
         })
     }
 
@@ -181,6 +232,23 @@ impl AppState {
         match &self.backend {
             Backend::Directory(directory) => Some(directory),
             Backend::Nats(_) => None,
+        }
+    }
+
+    /// Sends an audit entry to the registry's shared trail, when it keeps
+    /// one (a NATS registry's stream, which every replica writes to).
+    pub fn share_audit(&self, entry: &AuditEntry) {
+        if let Backend::Nats(nats) = &self.backend {
+            nats.share_audit(entry);
+        }
+    }
+
+    /// The registry's shared trail (blocking), when it keeps one; `None`
+    /// for the directory registry, whose trail is the local file.
+    pub fn shared_audit(&self) -> Option<Result<Vec<AuditEntry>, RegistryError>> {
+        match &self.backend {
+            Backend::Nats(nats) => Some(nats.shared_audit()),
+            Backend::Directory(_) => None,
         }
     }
 

@@ -5,8 +5,8 @@
 
 use serde_json::{json, Map, Value};
 
-/// Every route: method, path, summary, whether it needs the admin token,
-/// its request body and its responses.
+/// Every route: method, path, summary, whether it needs a token (the
+/// role each needs is in its summary), its request body and its responses.
 pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     ("get", "/healthz", "Liveness: answers `ok`.", false),
     (
@@ -27,19 +27,19 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     (
         "put",
         "/v1/plugins/{name}",
-        "Upload a new version (wasm bytes; optional `manifest` query with TOML).",
+        "Upload a new version (wasm bytes; optional `manifest` query with TOML). A `publisher` token whose patterns cover the name; a manifest that grants directories or environment variables, or raises a limit, needs an `admin` token.",
         true,
     ),
     (
         "delete",
         "/v1/plugins/{name}",
-        "Remove a plugin (its versions stay for rollback).",
+        "Remove a plugin (its versions stay for rollback). An `admin` token.",
         true,
     ),
     (
         "post",
         "/v1/plugins/{name}/rollback",
-        "Switch to the previous version (module and manifest together), or to the newest version whose module has `digest`.",
+        "Switch to the previous version (module and manifest together), or to the newest version whose module has `digest`. A `publisher` token whose patterns cover the name.",
         true,
     ),
     (
@@ -53,6 +53,12 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
         "/v1/plugins/{name}/invoke/{function}",
         "Bytes-ABI call: raw bytes in, raw bytes out.",
         false,
+    ),
+    (
+        "get",
+        "/v1/audit",
+        "The audit trail, oldest first: one entry per change (upload, replace, rollback, delete, a file the watcher saw) and per refused change. An `admin` token without patterns.",
+        true,
     ),
 ];
 
@@ -140,6 +146,40 @@ fn schemas() -> Value {
                 "warnings": { "type": ["array", "null"] },
                 "report": {},
                 "in_flight": { "type": ["integer", "null"], "minimum": 0 },
+                "signature": {
+                    "oneOf": [{ "$ref": "#/components/schemas/Signature" }, { "type": "null" }],
+                },
+            },
+        },
+        "Signature": {
+            "type": "object",
+            "required": ["signed", "trusted_key", "key_ids"],
+            "properties": {
+                "signed": { "type": "boolean" },
+                "trusted_key": { "type": ["string", "null"], "description": "The trusted key whose signature verified (with `--trusted-keys`)." },
+                "key_ids": { "type": "array", "items": { "type": "string" }, "description": "Key ids the module's signatures name, verified or not." },
+            },
+        },
+        "AuditTrail": {
+            "type": "object",
+            "required": ["entries"],
+            "properties": {
+                "entries": { "type": "array", "items": { "$ref": "#/components/schemas/AuditEntry" } },
+            },
+        },
+        "AuditEntry": {
+            "type": "object",
+            "required": ["time", "actor", "action", "plugin", "digest_before", "digest_after", "signed_by", "outcome"],
+            "properties": {
+                "time": { "type": "string", "format": "date-time" },
+                "actor": { "type": "string", "description": "The token's name, or `watcher`." },
+                "action": { "type": "string", "enum": ["upload", "replace", "rollback", "delete", "file_changed", "file_removed"] },
+                "plugin": { "type": "string" },
+                "digest_before": nullable_string,
+                "digest_after": nullable_string,
+                "signed_by": nullable_string,
+                "outcome": { "type": "string", "description": "`ok`, or the error code the change was refused with." },
+                "reason": { "type": "string" },
             },
         },
         "Version": {
@@ -289,6 +329,29 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
         ("get", "/v1/plugins") => {
             ok("200", "Every plugin, sorted by name", Some(json_body("PluginList")));
             errors = &[];
+            guarded_read(&mut responses);
+        }
+        ("get", "/v1/audit") => {
+            for (name, description, schema) in [
+                ("plugin", "Only this plugin's entries.", json!({ "type": "string" })),
+                (
+                    "since",
+                    "Only entries at or after this RFC 3339 time.",
+                    json!({ "type": "string", "format": "date-time" }),
+                ),
+                (
+                    "limit",
+                    "Only the newest this many.",
+                    json!({ "type": "integer", "minimum": 0 }),
+                ),
+            ] {
+                add_parameter(
+                    &mut operation,
+                    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema }),
+                );
+            }
+            ok("200", "The entries", Some(json_body("AuditTrail")));
+            errors = &["400"];
         }
         ("get", _) => {
             responses.insert(
@@ -299,6 +362,7 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                     "content": json_body("PluginDetail"),
                 }),
             );
+            guarded_read(&mut responses);
         }
         _ if is_call => {
             operation["requestBody"] = json!({
@@ -411,9 +475,10 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                 "content": problem(),
             }),
             "413" => json!({ "description": "Body too large", "content": problem() }),
-            "422" => {
-                json!({ "description": "Rejected module or manifest, or failed plugin call", "content": problem() })
-            }
+            "422" => json!({
+                "description": "Rejected module or manifest (`untrusted_module`: unsigned, unknown key, bad signature or a pinned digest, with `details.reason`; `grant_not_allowed`: a directory outside `--allow-dir`), or failed plugin call",
+                "content": problem(),
+            }),
             "503" => json!({
                 "description": "`overloaded` (calls; see Retry-After), or `registry_unavailable` (changes, while a replica cannot reach its NATS registry: not acknowledged, and usually not written; one whose acknowledgement alone was lost still applies)",
                 "headers": { "Retry-After": { "schema": { "type": "integer" } } },
@@ -427,12 +492,23 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
         operation["security"] = json!([{ "adminToken": [] }]);
         responses.insert(
             "401".into(),
-            json!({ "description": "Wrong or missing token", "content": problem() }),
+            json!({ "description": "`unauthorized`: a missing or unknown token", "content": problem() }),
         );
         responses.insert(
             "403".into(),
-            json!({ "description": "Management disabled (no admin token configured)", "content": problem() }),
+            json!({
+                "description": "`forbidden`: the token's role or plugin patterns do not allow this; `admin_disabled`: no tokens configured",
+                "content": problem(),
+            }),
         );
+        let unavailable = responses
+            .entry("503")
+            .or_insert_with(|| json!({ "description": "", "content": problem() }));
+        let described = unavailable["description"].as_str().unwrap_or_default().to_owned();
+        unavailable["description"] = json!(format!(
+            "{described}{}`token_file_invalid`: the token file cannot be read or parsed, so no token from it is accepted",
+            if described.is_empty() { "" } else { "; or " }
+        ));
     }
     operation["responses"] = Value::Object(responses);
     operation
@@ -445,6 +521,7 @@ fn operation_id(method: &str, path: &str) -> &'static str {
         ("get", "/metrics") => "metrics",
         ("get", "/openapi.json") => "openapi",
         ("get", "/v1/plugins") => "listPlugins",
+        ("get", "/v1/audit") => "auditTrail",
         ("get", _) => "describePlugin",
         ("put", _) => "uploadPlugin",
         ("delete", _) => "deletePlugin",
@@ -453,6 +530,18 @@ fn operation_id(method: &str, path: &str) -> &'static str {
         (_, p) if p.ends_with("/invoke/{function}") => "invokeFunction",
         _ => "unknown",
     }
+}
+
+/// Reads answer 401 and 403 only on a service started with `--guard-reads`.
+fn guarded_read(responses: &mut Map<String, Value>) {
+    responses.insert(
+        "401".into(),
+        json!({ "description": "With `--guard-reads`: a missing or unknown token", "content": problem() }),
+    );
+    responses.insert(
+        "403".into(),
+        json!({ "description": "With `--guard-reads`: the token's patterns do not cover this plugin", "content": problem() }),
+    );
 }
 
 fn etag() -> Value {

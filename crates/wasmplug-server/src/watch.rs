@@ -26,7 +26,7 @@ pub fn watch(registry: Arc<DirectoryRegistry>) -> anyhow::Result<notify::Recomme
                     collect(event, &mut names);
                 }
                 for name in names {
-                    registry.reload(&name);
+                    registry.reload_seen_change(&name);
                 }
             }
         })?;

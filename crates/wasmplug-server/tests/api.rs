@@ -12,11 +12,11 @@ use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 use wasmplug_server::{app, AppState, ServerConfig};
 
-const TOKEN: &str = "test-token";
+mod support;
 
-fn plugin_bytes(name: &str) -> Vec<u8> {
-    std::fs::read(xtask::plugin_path(name).expect("plugins build")).unwrap()
-}
+use support::{plugin_bytes, request};
+
+const TOKEN: &str = "test-token";
 
 /// A service over a fresh directory holding copies of `plugins`.
 fn service(plugins: &[&str], admin_token: Option<&str>) -> (AppState, tempfile::TempDir) {
@@ -31,46 +31,6 @@ fn service(plugins: &[&str], admin_token: Option<&str>) -> (AppState, tempfile::
     let state = AppState::new(config).unwrap();
     state.load_all();
     (state, dir)
-}
-
-struct Answer {
-    status: StatusCode,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn code(&self) -> String {
-        self.json()["code"].as_str().unwrap_or_default().to_owned()
-    }
-}
-
-async fn request(state: &AppState, method: Method, uri: &str, token: Option<&str>, body: impl Into<Body>) -> Answer {
-    let mut builder = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        builder = builder.header("authorization", format!("Bearer {token}"));
-    }
-    let response = app(state.clone())
-        .oneshot(builder.body(body.into()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|value| value.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Answer {
-        status,
-        content_type,
-        body,
-    }
 }
 
 fn version_module(version: i32) -> Vec<u8> {
@@ -455,7 +415,7 @@ async fn openapi_lists_every_route() {
     let (state, _dir) = service(&["process"], None);
     let document = request(&state, Method::GET, "/openapi.json", None, "").await.json();
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 9);
+    assert_eq!(paths.len(), 10);
     for (path, operations) in paths {
         for method in operations.as_object().unwrap().keys() {
             let uri = path.replace("{name}", "process").replace("{function}", "process");
@@ -510,23 +470,22 @@ async fn end_to_end_over_a_socket_with_hot_reload() {
     server.await.unwrap().unwrap();
 }
 
-/// A minimal HTTP/1.1 client over one connection.
+/// One request over a real socket (the shared blocking client, off the
+/// async workers): the status and the body as text.
 async fn http(address: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (method, path, body) = (method.to_owned(), path.to_owned(), body.to_owned());
+    let response = tokio::task::spawn_blocking(move || {
+        let request = wasmplug_test_support::http::Request {
+            headers: &[("content-type", "application/json")],
+            body: body.as_bytes(),
+            ..wasmplug_test_support::http::Request::new(&method, &path)
+        };
+        request.send(address)
+    })
+    .await
+    .unwrap()
+    .expect("the service answers");
+    (response.status, response.text())
 }
 
 fn listing(dir: &Path) -> Vec<String> {

@@ -285,9 +285,7 @@ fn thread_cpu_time() -> Duration {
     Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
 }
 
-fn plugin_bytes(name: &str) -> Vec<u8> {
-    std::fs::read(xtask::plugin_path(name).expect("plugins build")).unwrap()
-}
+use wasmplug_test_support::plugin_bytes;
 
 async fn call(state: &AppState, method: Method, uri: &str, body: &'static str) -> (StatusCode, Vec<u8>) {
     let request = Request::builder()

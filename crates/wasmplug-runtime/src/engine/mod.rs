@@ -12,6 +12,11 @@ use bytes::Bytes;
 use crate::host::CallState;
 use crate::{RuntimeError, Value};
 
+/// A reactor's initialiser exports, in the order an engine looks for them:
+/// run once before the first call (or at pre-initialisation), and never
+/// callable by name.
+pub(crate) const INITIALISERS: [&str; 2] = ["_initialize", "__wasm_call_ctors"];
+
 #[cfg(feature = "wasmedge")]
 pub(crate) mod wasmedge;
 pub(crate) mod wasmtime;

@@ -10,11 +10,12 @@
 //! only reads `<name>.wasm` at the top level, so temporary files are never
 //! loaded.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use wasmplug_runtime::Runtime;
+use wasmplug_trust::audit::{Action, AuditEntry, AuditLog, WATCHER};
 
 use super::{
     check_expected, is_valid_name, rollback_target, write_atomically, ActiveVersion, Expected, ManifestChange, Plugins,
@@ -29,19 +30,33 @@ pub struct DirectoryRegistry {
     /// watcher's reloads each hold it from their first read to their last
     /// write, so they apply one after another, never interleaved.
     changes: Mutex<()>,
+    /// Where the watcher's reloads are recorded.
+    audit: Option<Arc<AuditLog>>,
+    /// The version each name's files last held when it was refused, so a
+    /// refusal is recorded once, not again for every touch of its files.
+    refused: Mutex<HashMap<String, VersionId>>,
 }
 
 impl DirectoryRegistry {
-    /// A registry over `dir` (created if missing). Nothing is loaded yet.
-    pub fn new(dir: &Path, runtime: Runtime) -> std::io::Result<DirectoryRegistry> {
+    /// A registry over `dir` (created if missing), loading into `plugins`.
+    /// Nothing is loaded yet.
+    pub fn new(dir: &Path, plugins: Plugins) -> std::io::Result<DirectoryRegistry> {
         std::fs::create_dir_all(dir)?;
         std::fs::create_dir_all(dir.join(".tmp"))?;
         std::fs::create_dir_all(dir.join(".versions"))?;
         Ok(DirectoryRegistry {
             dir: dir.to_owned(),
-            plugins: Plugins::new(runtime),
+            plugins,
             changes: Mutex::new(()),
+            audit: None,
+            refused: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Records what the watcher sees in `audit`.
+    pub fn with_audit(mut self, audit: Arc<AuditLog>) -> DirectoryRegistry {
+        self.audit = Some(audit);
+        self
     }
 
     /// The directory.
@@ -68,17 +83,43 @@ impl DirectoryRegistry {
         }
     }
 
-    /// (Re)loads `name` from its files, as the watcher does after a change.
-    /// When `<name>.wasm` is gone, so is the plugin. On a failed load the
-    /// old version keeps serving and the error is recorded. Returns whether
-    /// a new version was swapped in.
+    /// (Re)loads `name` from its files. When `<name>.wasm` is gone, so is
+    /// the plugin. On a failed load the old version keeps serving and the
+    /// error is recorded. Returns whether a new version was swapped in.
     pub fn reload(&self, name: &str) -> bool {
+        self.reload_recorded(name, false)
+    }
+
+    /// [`DirectoryRegistry::reload`] after the watcher saw `name`'s files
+    /// change: what it changes (or refuses) goes to the audit trail, by
+    /// `watcher`. The service's own writes find their version already
+    /// active, and record nothing twice.
+    pub fn reload_seen_change(&self, name: &str) -> bool {
+        self.reload_recorded(name, true)
+    }
+
+    fn reload_recorded(&self, name: &str, record: bool) -> bool {
         let _changes = self.lock_changes();
+        let before = self.plugins.active(name).map(|active| active.id.tag());
+        let audit = |action: Action, fill: &dyn Fn(&mut AuditEntry)| {
+            if let (true, Some(log)) = (record, &self.audit) {
+                let mut entry = AuditEntry::now(WATCHER, action, name);
+                entry.digest_before = before.clone();
+                fill(&mut entry);
+                if let Err(error) = log.append(&entry) {
+                    tracing::error!(plugin = name, "cannot write the audit trail: {error}");
+                }
+            }
+        };
         let wasm = self.dir.join(format!("{name}.wasm"));
         let bytes = match std::fs::read(&wasm) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                self.plugins.remove(name);
+                self.lock_refused().remove(name);
+                if self.plugins.slot(name).is_some() {
+                    self.plugins.remove(name);
+                    audit(Action::FileRemoved, &|_| {});
+                }
                 return false;
             }
             Err(error) => {
@@ -87,13 +128,18 @@ impl DirectoryRegistry {
                 return false;
             }
         };
+        let mut attempted = None;
         let result = self.read_manifest(name).and_then(|manifest| {
             let id = VersionId::of(&bytes, manifest.as_deref());
             if self.plugins.active(name).is_some_and(|active| active.id == id) {
                 return Ok(None);
             }
+            attempted = Some(id);
             self.plugins.compile(name, &bytes, manifest).map(Some)
         });
+        if result.is_ok() {
+            self.lock_refused().remove(name);
+        }
         match result {
             Ok(None) => {
                 // The files hold the active version again: an error about
@@ -104,11 +150,28 @@ impl DirectoryRegistry {
             Ok(Some(version)) => {
                 let _ = self.keep_version(name, &version, &bytes);
                 tracing::info!(plugin = name, digest = &version.id.module[..12], "loaded");
+                audit(Action::FileChanged, &|entry| {
+                    entry.digest_after = Some(version.id.tag());
+                    entry.signed_by = version.signature.trusted_key.clone();
+                });
                 self.plugins.swap_in(name, Arc::new(version));
                 true
             }
             Err(error) => {
                 tracing::warn!(plugin = name, "load failed, previous version keeps serving: {error}");
+                // The same version refused again (its files were touched,
+                // not changed) is on record already.
+                let known = attempted.is_some() && self.lock_refused().get(name) == attempted.as_ref();
+                if let Some(id) = attempted {
+                    self.lock_refused().insert(name.to_owned(), id);
+                }
+                if !known {
+                    audit(Action::FileChanged, &|entry| {
+                        entry.digest_after = before.clone();
+                        entry.outcome = error.code().to_owned();
+                        entry.reason = Some(error.to_string());
+                    });
+                }
                 self.plugins.record_error(name, Some(error.to_string()));
                 false
             }
@@ -130,6 +193,10 @@ impl DirectoryRegistry {
             seen.push(version);
         }
         seen
+    }
+
+    fn lock_refused(&self) -> std::sync::MutexGuard<'_, HashMap<String, VersionId>> {
+        self.refused.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock_changes(&self) -> std::sync::MutexGuard<'_, ()> {

@@ -28,6 +28,9 @@ use std::sync::{Arc, Mutex};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use sha2::{Digest, Sha256};
 use wasmplug_runtime::{Plugin, PluginConfig, Runtime, RuntimeError};
+use wasmplug_trust::signing::Untrusted;
+
+use crate::policy::{LoadPolicy, Signature};
 
 mod directory;
 mod nats;
@@ -198,6 +201,8 @@ pub struct ActiveVersion {
     pub manifest: Option<String>,
     /// Which version this is.
     pub id: VersionId,
+    /// How its module is signed.
+    pub signature: Signature,
 }
 
 /// One plugin name: its active version (if one loaded), the last load
@@ -235,6 +240,14 @@ pub enum RegistryError {
     /// The manifest is not valid TOML for a plugin configuration.
     #[error("invalid manifest: {0}")]
     Manifest(String),
+    /// The module is not signed by a trusted key, or is not the bytes its
+    /// manifest pins; nothing was written.
+    #[error("untrusted module: {0}")]
+    Untrusted(#[from] Untrusted),
+    /// The manifest grants a host directory outside the operator's bound
+    /// (`--allow-dir`); nothing was written.
+    #[error("{0}")]
+    GrantNotAllowed(String),
     /// No such plugin, or no such version.
     #[error("{0}")]
     NotFound(String),
@@ -257,6 +270,23 @@ pub enum RegistryError {
     Io(#[from] std::io::Error),
 }
 
+impl RegistryError {
+    /// The stable code the API answers with, and the audit trail records.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RegistryError::Runtime(error) => error.code(),
+            RegistryError::Manifest(_) => "invalid_manifest",
+            RegistryError::Untrusted(_) => "untrusted_module",
+            RegistryError::GrantNotAllowed(_) => "grant_not_allowed",
+            RegistryError::NotFound(_) => "not_found",
+            RegistryError::Conflict(_) => "conflict",
+            RegistryError::Unavailable(_) => "registry_unavailable",
+            RegistryError::Corrupt(_) => "registry_corrupt",
+            RegistryError::Io(_) => "internal",
+        }
+    }
+}
+
 /// What an upload does with the manifest.
 #[derive(Debug, Clone, Copy)]
 pub enum ManifestChange<'a> {
@@ -271,14 +301,23 @@ pub enum ManifestChange<'a> {
 /// is checked the same way whichever registry holds it.
 pub struct Plugins {
     runtime: Runtime,
+    policy: LoadPolicy,
     slots: ArcSwap<HashMap<String, Arc<Slot>>>,
 }
 
 impl Plugins {
-    /// No plugins yet, loading with `runtime`.
+    /// No plugins yet, loading with `runtime`, admitting any module that
+    /// passes the contract check.
     pub fn new(runtime: Runtime) -> Plugins {
+        Plugins::with_policy(runtime, LoadPolicy::default())
+    }
+
+    /// No plugins yet, loading with `runtime`, admitting only what `policy`
+    /// admits.
+    pub fn with_policy(runtime: Runtime, policy: LoadPolicy) -> Plugins {
         Plugins {
             runtime,
+            policy,
             slots: ArcSwap::from_pointee(HashMap::new()),
         }
     }
@@ -305,16 +344,23 @@ impl Plugins {
         self.slot(name).and_then(|slot| slot.active.load_full())
     }
 
-    /// Validates and compiles a version: the inspector's contract check,
-    /// the manifest, the engine. Nothing is swapped in.
+    /// Validates and compiles a version: the manifest, the load policy
+    /// (signature, pin, grants), the inspector's contract check, the
+    /// engine. Nothing is swapped in.
     pub fn compile(&self, name: &str, bytes: &[u8], manifest: Option<String>) -> Result<ActiveVersion, RegistryError> {
         let id = VersionId::of(bytes, manifest.as_deref());
         let config = match &manifest {
             Some(text) => PluginConfig::from_toml(text).map_err(RegistryError::Manifest)?,
             None => PluginConfig::default(),
         };
+        let signature = self.policy.admit(bytes, &config)?;
         let plugin = Arc::new(self.runtime.load(name, bytes, &config)?);
-        Ok(ActiveVersion { plugin, manifest, id })
+        Ok(ActiveVersion {
+            plugin,
+            manifest,
+            id,
+            signature,
+        })
     }
 
     /// Makes `version` serve `name`'s calls from now on, and clears the
@@ -373,7 +419,7 @@ fn check_expected(name: &str, active: Option<&VersionId>, expected: Option<Expec
 
 /// The version a rollback goes to: the newest with module `digest`, or the
 /// one before `active` in `history`.
-fn rollback_target<'h>(
+pub(crate) fn rollback_target<'h>(
     name: &str,
     history: &'h [VersionId],
     active: Option<&VersionId>,

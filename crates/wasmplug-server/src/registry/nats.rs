@@ -19,6 +19,10 @@
 //! version that fails on this replica leaves the previous one serving, with
 //! the error on the slot.
 //!
+//! The audit trail of every replica's changes also goes to one stream,
+//! `<prefix>_audit` (subject `<prefix>.audit`), besides each replica's own
+//! file; `GET /v1/audit` on any replica reads the stream.
+//!
 //! What a replica applied is persisted under its state directory
 //! (`records/<name>.json` and `modules/<digest>.wasm`), so a replica that
 //! starts while NATS is unreachable serves the last state it knew, and
@@ -32,7 +36,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, object_store};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use wasmplug_runtime::Runtime;
+use wasmplug_trust::audit::AuditEntry;
 
 use super::{
     check_expected, is_valid_name, rollback_target, ActiveVersion, Expected, ManifestChange, Plugins, Registry,
@@ -84,6 +88,14 @@ impl NatsConfig {
 
     fn object_bucket(&self) -> String {
         format!("{}_modules", self.bucket_prefix)
+    }
+
+    fn audit_stream(&self) -> String {
+        format!("{}_audit", self.bucket_prefix)
+    }
+
+    fn audit_subject(&self) -> String {
+        format!("{}.audit", self.bucket_prefix)
     }
 
     /// Checks the prefix and the replica count.
@@ -214,6 +226,10 @@ pub struct JetStream {
     modules: object_store::ObjectStore,
     /// The object store's stream, for reading a module's chunks.
     module_chunks: jetstream::stream::Stream,
+    context: jetstream::Context,
+    /// Every replica's audit entries.
+    audit: jetstream::stream::Stream,
+    audit_subject: String,
 }
 
 impl JetStream {
@@ -282,12 +298,82 @@ impl JetStream {
             .get_stream(format!("OBJ_{}", config.object_bucket()))
             .await
             .map_err(|error| unavailable(format!("cannot open the bucket {}", config.object_bucket()), error))?;
+        let audit = match context.get_stream(config.audit_stream()).await {
+            Ok(stream) => stream,
+            Err(_) => context
+                .create_stream(jetstream::stream::Config {
+                    name: config.audit_stream(),
+                    description: Some("wasmplug audit trail: one entry per change, from every replica".into()),
+                    subjects: vec![config.audit_subject()],
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: config.replicas,
+                    deny_delete: true,
+                    deny_purge: true,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|error| unavailable(format!("cannot create the stream {}", config.audit_stream()), error))?,
+        };
         Ok(JetStream {
             client,
             plugins,
             modules,
             module_chunks,
+            context,
+            audit,
+            audit_subject: config.audit_subject(),
         })
+    }
+
+    /// Appends `entry` to the audit stream, acknowledged.
+    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<(), RegistryError> {
+        let payload = serde_json::to_vec(entry).expect("an audit entry serialises");
+        let failed = |error: &dyn std::fmt::Display| unavailable("cannot append to the audit stream".into(), error);
+        let ack = self
+            .context
+            .publish(self.audit_subject.clone(), payload.into())
+            .await
+            .map_err(|error| failed(&error))?;
+        ack.await.map_err(|error| failed(&error))?;
+        Ok(())
+    }
+
+    /// Every entry of the audit stream, oldest first, as of this call.
+    pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, RegistryError> {
+        let failed = |error: &dyn std::fmt::Display| unavailable("cannot read the audit stream".into(), error);
+        let count = self
+            .audit
+            .clone()
+            .info()
+            .await
+            .map_err(|error| failed(&error))?
+            .state
+            .messages;
+        let mut entries = Vec::new();
+        if count == 0 {
+            return Ok(entries);
+        }
+        let consumer = self
+            .audit
+            .create_consumer(jetstream::consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| failed(&error))?;
+        let mut messages = consumer.messages().await.map_err(|error| failed(&error))?;
+        for _ in 0..count {
+            match tokio::time::timeout(REQUEST_TIMEOUT, messages.next()).await {
+                Ok(Some(Ok(message))) => match serde_json::from_slice(&message.payload) {
+                    Ok(entry) => entries.push(entry),
+                    Err(error) => tracing::warn!("skipping an audit entry that does not parse: {error}"),
+                },
+                Ok(Some(Err(error))) => return Err(failed(&error)),
+                Ok(None) => return Err(failed(&"the stream ended early")),
+                Err(_elapsed) => return Err(failed(&"timed out")),
+            }
+        }
+        Ok(entries)
     }
 
     /// `name`'s record and its revision (`0` when the key never existed).
@@ -529,11 +615,11 @@ impl NatsRegistry {
     /// `state_dir`. Nothing is loaded or connected yet: see
     /// [`NatsRegistry::load_local`] and [`NatsRegistry::follow`]. Must be
     /// called inside a Tokio runtime.
-    pub fn new(config: NatsConfig, state_dir: &Path, runtime: Runtime) -> anyhow::Result<NatsRegistry> {
+    pub fn new(config: NatsConfig, state_dir: &Path, plugins: Plugins) -> anyhow::Result<NatsRegistry> {
         config.check().map_err(anyhow::Error::msg)?;
         Ok(NatsRegistry {
             local: LocalState::new(state_dir)?,
-            plugins: Plugins::new(runtime),
+            plugins,
             store: OnceLock::new(),
             known: Mutex::new(HashMap::new()),
             pending: Mutex::new(BTreeSet::new()),
@@ -878,6 +964,32 @@ impl NatsRegistry {
                 Ok(None)
             }
         }
+    }
+
+    /// Sends `entry` to the shared audit stream in the background; the
+    /// replica's own file is the durable record, so a registry that is
+    /// unreachable now loses the entry from the stream only (with a warning).
+    pub fn share_audit(&self, entry: &AuditEntry) {
+        let Ok(store) = self.store() else {
+            tracing::warn!(plugin = %entry.plugin, "the registry is unreachable: this audit entry is in the local file only");
+            return;
+        };
+        let entry = entry.clone();
+        self.handle.spawn(async move {
+            if let Err(error) = store.append_audit(&entry).await {
+                tracing::warn!(plugin = %entry.plugin, "this audit entry is in the local file only: {error}");
+            }
+        });
+    }
+
+    /// Every replica's audit entries, from the shared stream (blocking).
+    pub fn shared_audit(&self) -> Result<Vec<AuditEntry>, RegistryError> {
+        let store = self.store()?;
+        self.handle
+            .block_on(async { tokio::time::timeout(CHANGE_TIMEOUT, store.audit_entries()).await })
+            .map_err(|_| {
+                RegistryError::Unavailable(format!("the audit stream did not answer within {CHANGE_TIMEOUT:?}"))
+            })?
     }
 
     fn set_health(&self, health: RegistryHealth) {

@@ -1,5 +1,7 @@
-//! Compiling `cpp-plugins/*.c` and `*.cpp`, one module per source file, on
-//! as many threads as there are cores.
+//! Compiling a folder of plugin sources (the repository's `cpp-plugins/`),
+//! one module per `.c` or `.cpp` file, each built with the flags of its
+//! leading `// wasmplug-build:` comment, on as many threads as there are
+//! cores.
 //!
 //! A plugin is rebuilt only when its stamp (`<name>.wasm.stamp`, beside the
 //! output) no longer matches: the stamp holds a hash of the toolchain, the
@@ -16,13 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use sha2::{Digest as _, Sha256};
-use wasmplug_inspect::ModuleReport;
 use xshell::{cmd, Shell};
 
 use crate::{BuildComment, Toolchain};
-
-/// Import modules every plugin may use.
-const ALLOWED_IMPORT_MODULES: &[&str] = &["wasmplug", "wasi_snapshot_preview1"];
 
 /// Bumped when the way plugins are built changes in a way the stamp's other
 /// inputs do not show.
@@ -30,7 +28,17 @@ const STAMP_VERSION: &str = "wasmplug-xtask-stamp-v1";
 
 const HEADER: &str = "include/wasmplug.h";
 
-pub(crate) fn build_all(toolchain: &Toolchain, source_dir: &Path, out_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// Builds every plugin in `source_dir` (with `include/wasmplug.h`) whose
+/// source, header, flags or compiler changed into `out_dir`, and returns
+/// the paths of all of them, sorted. The compiler runs in `root`, and paths
+/// in its arguments are relative to it, so the stamps do not change when
+/// the checkout moves.
+pub fn build_all(
+    toolchain: &Toolchain,
+    root: &Path,
+    source_dir: &Path,
+    out_dir: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
     let started = Instant::now();
     let header_path = source_dir.join(HEADER);
     let header = fs::read(&header_path).with_context(|| format!("cannot read {}", header_path.display()))?;
@@ -39,7 +47,7 @@ pub(crate) fn build_all(toolchain: &Toolchain, source_dir: &Path, out_dir: &Path
 
     let jobs: Vec<Job<'_>> = sources
         .iter()
-        .map(|source| Job::new(toolchain, source, source_dir, out_dir, &header))
+        .map(|source| Job::new(toolchain, root, source, source_dir, out_dir, &header))
         .collect();
     let outcomes = run_in_parallel(&jobs);
 
@@ -125,6 +133,7 @@ enum Outcome {
 /// starts.
 struct Job<'a> {
     toolchain: &'a Toolchain,
+    root: &'a Path,
     source: &'a Source,
     /// Arguments to the compiler, except `-o <output>`.
     arguments: Vec<String>,
@@ -135,11 +144,17 @@ struct Job<'a> {
 }
 
 impl<'a> Job<'a> {
-    fn new(toolchain: &'a Toolchain, source: &'a Source, source_dir: &Path, out_dir: &Path, header: &[u8]) -> Job<'a> {
-        // Relative to the project root, where the compiler runs, so the
-        // stamps do not change when the checkout moves.
-        let root = crate::project_root();
-        let relative = |path: &Path| path.strip_prefix(&root).unwrap_or(path).display().to_string();
+    fn new(
+        toolchain: &'a Toolchain,
+        root: &'a Path,
+        source: &'a Source,
+        source_dir: &Path,
+        out_dir: &Path,
+        header: &[u8],
+    ) -> Job<'a> {
+        // Relative to the root, where the compiler runs, so the stamps do
+        // not change when the checkout moves.
+        let relative = |path: &Path| path.strip_prefix(root).unwrap_or(path).display().to_string();
         let mut arguments = toolchain.base_flags.clone();
         arguments.push(format!("-I{}", relative(&source_dir.join("include"))));
         arguments.extend(source.comment.flags.iter().cloned());
@@ -171,6 +186,7 @@ impl<'a> Job<'a> {
         let stamp = out_dir.join(format!("{}.wasm.stamp", source.name));
         Job {
             toolchain,
+            root,
             source,
             arguments,
             output,
@@ -184,7 +200,7 @@ impl<'a> Job<'a> {
             return Ok(Outcome::UpToDate);
         }
         let sh = Shell::new()?;
-        sh.change_dir(crate::project_root());
+        sh.change_dir(self.root);
         let started = Instant::now();
         let out_dir = self.output.parent().context("output has no directory")?;
         let temporary = tempfile::Builder::new()
@@ -215,7 +231,7 @@ impl<'a> Job<'a> {
         }
 
         let bytes = fs::read(&temporary_path).context("cannot read the compiled module")?;
-        self.check_imports(&bytes)?;
+        crate::check_imports(&bytes, &self.source.comment.allowed_import_modules)?;
         temporary
             .persist(&self.output)
             .with_context(|| format!("cannot move the module to {}", self.output.display()))?;
@@ -248,31 +264,6 @@ impl<'a> Job<'a> {
         // The output is checked too, so a module that was edited or
         // truncated by hand is rebuilt rather than trusted.
         fs::read(&self.output).is_ok_and(|bytes| hex::encode(Sha256::digest(&bytes)) == output_hash)
-    }
-
-    /// Plugins may import only from the host's modules, unless their
-    /// comment says otherwise. Catches, for example, clang turning a loop
-    /// into a `memcpy` call that becomes an `env.memcpy` import.
-    fn check_imports(&self, bytes: &[u8]) -> anyhow::Result<()> {
-        let report = ModuleReport::from_bytes(bytes).context("the compiled module does not parse")?;
-        let unexpected: Vec<String> = report
-            .imports
-            .iter()
-            .filter(|import| {
-                !ALLOWED_IMPORT_MODULES.contains(&import.module.as_str())
-                    && !self.source.comment.allowed_import_modules.contains(&import.module)
-            })
-            .map(|import| format!("{}.{}", import.module, import.name))
-            .collect();
-        if !unexpected.is_empty() {
-            bail!(
-                "unexpected imports {} (allowed modules: {}; an adversarial plugin can add \
-                 `// wasmplug-allow-imports: <module>`)",
-                unexpected.join(", "),
-                ALLOWED_IMPORT_MODULES.join(", ")
-            );
-        }
-        Ok(())
     }
 }
 

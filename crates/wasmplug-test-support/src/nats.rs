@@ -3,14 +3,14 @@
 //! ports chosen at run time, one server or a cluster. Each is killed when
 //! dropped, so nothing is left behind.
 //!
-//! Debian's `nats-server` package (2.9.x) is installed with apt-get when it
-//! is missing and this machine allows it, as the wasm32 toolchain is.
+//! Debian's `nats-server` package (2.9.x) is expected: `cargo xtask ci` and
+//! `cargo xtask cluster` install it when it is missing; a test never does,
+//! and says what to run instead.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -22,38 +22,20 @@ pub const NATS_INSTALL_COMMAND: &str = "apt-get update && apt-get install -y nat
 /// metadata leader elected).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Finds `nats-server`, installing it first when it is missing and this is
-/// Debian as root (unless `WASMPLUG_NO_INSTALL=1`).
-pub fn ensure_nats_server() -> anyhow::Result<PathBuf> {
-    static FOUND: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut found = FOUND.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(path) = found.as_ref() {
-        return Ok(path.clone());
-    }
-    let path = match find_nats_server() {
-        Some(path) => path,
-        None => {
-            let may_install = std::env::var_os("WASMPLUG_NO_INSTALL").is_none_or(|value| value != "1")
-                && crate::toolchain::can_install_packages();
-            if !may_install {
-                bail!(
-                    "nats-server is not installed; install it (as root, on Debian) with:\n    {NATS_INSTALL_COMMAND}"
-                );
-            }
-            eprintln!("xtask: installing nats-server");
-            crate::toolchain::apt_install(&["nats-server"])
-                .with_context(|| format!("cannot install nats-server; run by hand:\n    {NATS_INSTALL_COMMAND}"))?;
-            find_nats_server().context("nats-server is still missing after installing it")?
-        }
-    };
-    *found = Some(path.clone());
-    Ok(path)
+/// Finds `nats-server`, or says how to install it.
+pub fn nats_server() -> anyhow::Result<PathBuf> {
+    find_nats_server().with_context(|| {
+        format!(
+            "nats-server is not installed; `cargo xtask ci` installs it, or run (as root, on Debian):\n    \
+             {NATS_INSTALL_COMMAND}"
+        )
+    })
 }
 
 /// `nats-server` on `PATH`, or where Debian's package puts it (`/usr/sbin`,
 /// which a non-root `PATH` often leaves out).
-fn find_nats_server() -> Option<PathBuf> {
-    crate::toolchain::find_program("nats-server").or_else(|| {
+pub fn find_nats_server() -> Option<PathBuf> {
+    wasmplug_build::toolchain::find_program("nats-server").or_else(|| {
         let debian = Path::new("/usr/sbin/nats-server");
         debian.is_file().then(|| debian.to_path_buf())
     })
@@ -129,7 +111,7 @@ impl NatsServer {
     }
 
     fn launch(&mut self) -> anyhow::Result<()> {
-        let binary = ensure_nats_server()?;
+        let binary = nats_server()?;
         let mut child = Command::new(&binary)
             .arg("-c")
             .arg(&self.config)

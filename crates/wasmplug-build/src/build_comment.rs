@@ -5,8 +5,11 @@
 //! // wasmplug-allow-imports: env
 //! ```
 //!
-//! `wasmplug-build` (required) gives the compiler flags; xtask adds the
-//! target, the include directory and the output itself. The optional
+//! `wasmplug-build` gives the compiler flags; the build adds the target,
+//! the include directory and the output itself. [`crate::build_all`] (the
+//! repository's plugins) requires the line; [`crate::build`] (`wasmplug
+//! build`) uses it when present, and otherwise the flags the plugin's kind
+//! needs ([`crate::PluginKind`]). The optional
 //! `wasmplug-allow-imports` names import modules besides `wasmplug` and
 //! `wasi_snapshot_preview1` that the built module may use (only adversarial
 //! plugins need it).
@@ -16,7 +19,7 @@ use anyhow::{bail, Context as _};
 const BUILD_KEY: &str = "wasmplug-build:";
 const ALLOW_IMPORTS_KEY: &str = "wasmplug-allow-imports:";
 
-/// Flags that xtask sets itself, or that would drop the name section.
+/// Flags that the build sets itself, or that would drop the name section.
 const RESERVED_FLAGS: &[&str] = &["--target", "-target", "-o", "-s", "-Wl,-s", "-Wl,--strip-all"];
 
 /// What the leading comment of a plugin source asks for.
@@ -29,6 +32,15 @@ pub struct BuildComment {
 }
 
 impl BuildComment {
+    /// Whether `source` has a `// wasmplug-build:` line in its leading
+    /// comment.
+    pub fn is_present(source: &str) -> bool {
+        source
+            .lines()
+            .map_while(|line| line.trim_start().strip_prefix("//"))
+            .any(|comment| comment.trim().starts_with(BUILD_KEY))
+    }
+
     /// Reads the `//` comment lines at the top of `source`; the first
     /// non-comment line ends the search.
     pub fn parse(source: &str) -> anyhow::Result<BuildComment> {
@@ -64,7 +76,7 @@ fn check_flag(flag: &str) -> anyhow::Result<()> {
     let name = flag.split_once('=').map_or(flag, |(name, _)| name);
     if RESERVED_FLAGS.contains(&name) {
         bail!(
-            "flag `{flag}` is not allowed: xtask sets the target and output, \
+            "flag `{flag}` is not allowed: the build sets the target and output, \
              and plugins keep their name section"
         );
     }

@@ -31,8 +31,8 @@ use wasmedge_sdk::{AsInstance as _, CallingFrame, ImportObject, ImportObjectBuil
 use wasmedge_sys as sys;
 
 use super::{CompiledBackend, InstanceBackend};
-use crate::cache::CacheOutcome;
 use crate::host::{CallState, HostTrap, HOST_MODULE};
+use crate::CacheOutcome;
 use crate::{ExecutionMode, Limits, PluginConfig, RuntimeError, TrapCode, Value};
 
 const ENGINE: &str = "wasmedge";
@@ -101,7 +101,7 @@ impl Compiled {
             .iter()
             .map(|export| export.name().into_owned())
             .collect();
-        let init = ["_initialize", "__wasm_call_ctors"]
+        let init = crate::engine::INITIALISERS
             .into_iter()
             .find(|name| exported.iter().any(|export| export == name));
         Ok((

@@ -18,15 +18,13 @@
 
 use walrus::{ConstExpr, DataKind, ExportItem, GlobalKind, Module, ModuleConfig};
 
-use crate::engine::wasmtime::{compile_module, Compiled};
-use crate::engine::CompiledBackend as _;
+use super::{compile_module, Compiled};
+use crate::engine::{CompiledBackend as _, INITIALISERS};
 use crate::host::CallState;
 use crate::{PluginConfig, RuntimeConfig, RuntimeError};
 
 const GLOBAL_EXPORT_PREFIX: &str = "__wasmplug_preinit_global_";
 const MEMORY_EXPORT: &str = "__wasmplug_preinit_memory";
-/// The initialiser exports a pre-initialised module no longer has.
-pub(crate) const INITIALISERS: [&str; 2] = ["_initialize", "__wasm_call_ctors"];
 
 /// The state an initialiser left behind.
 pub(crate) struct Snapshot {

@@ -10,7 +10,9 @@
 //! work, or move it elsewhere between slices; the call still ends with
 //! [`RuntimeError::Timeout`] after as many ticks as a synchronous one.
 
+pub(crate) mod cache;
 mod capture;
+pub(crate) mod preinit;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -101,6 +103,34 @@ fn pagemap_scan_available() -> bool {
 /// (WASI among them) called from wasm.
 const ASYNC_HOST_STACK_BYTES: usize = 1 << 20;
 
+/// wasmtime's whole pipeline for one plugin: pre-initialise (when the
+/// manifest asks), then load the compiled module from `cache` by digest or
+/// compile it (and store it), then link it for calls.
+pub(crate) fn compile(
+    engine: &Engine,
+    cache: Option<&cache::Cache>,
+    bytes: &[u8],
+    digest: &str,
+    functions: &[&str],
+    config: &crate::PluginConfig,
+    runtime: &RuntimeConfig,
+) -> Result<(Compiled, crate::CacheOutcome), RuntimeError> {
+    let preinitialized;
+    let (bytes, digest) = if config.preinitialize {
+        preinitialized = preinit::preinitialize(engine, bytes, config, runtime)?;
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&preinitialized));
+        (preinitialized.as_slice(), digest)
+    } else {
+        (bytes, digest.to_owned())
+    };
+    let (module, outcome) = match cache {
+        Some(cache) => cache.load_or_compile(engine, bytes, &digest)?,
+        None => (compile_module(engine, bytes)?, crate::CacheOutcome::Disabled),
+    };
+    let compiled = Compiled::new(engine, &module, functions, &config.limits, &config.wasi, runtime)?;
+    Ok((compiled, outcome))
+}
+
 /// Compiles (or deserializes) a module for `engine`.
 pub(crate) fn compile_module(engine: &Engine, bytes: &[u8]) -> Result<Module, RuntimeError> {
     Module::new(engine, bytes).map_err(|error| RuntimeError::Compile {
@@ -168,7 +198,7 @@ impl Compiled {
                 Ok((index, results))
             })
             .collect::<Result<Vec<_>, RuntimeError>>()?;
-        let init = ["_initialize", "__wasm_call_ctors"]
+        let init = crate::engine::INITIALISERS
             .iter()
             .find_map(|name| module.get_export_index(name));
         let tick_nanos = runtime.epoch_tick.as_nanos().max(1);
@@ -348,13 +378,13 @@ impl Instance {
     }
 
     /// The memory and global values behind the pre-initialisation exports
-    /// (see [`crate::preinit`]).
+    /// (see [`preinit`]).
     pub(crate) fn snapshot(
         &mut self,
         memory_export: &str,
         global_prefix: &str,
         globals: usize,
-    ) -> Result<crate::preinit::Snapshot, RuntimeError> {
+    ) -> Result<preinit::Snapshot, RuntimeError> {
         let missing = |name: &str| RuntimeError::Engine {
             message: format!("pre-initialisation export `{name}` is missing"),
         };
@@ -372,7 +402,7 @@ impl Instance {
                     .ok_or_else(|| missing(&name))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(crate::preinit::Snapshot { memory, globals })
+        Ok(preinit::Snapshot { memory, globals })
     }
 
     /// The store, for typed calls.

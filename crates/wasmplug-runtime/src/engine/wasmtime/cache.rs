@@ -15,23 +15,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
-use crate::RuntimeError;
+use crate::{CacheOutcome, RuntimeError};
 
 const MAGIC: &[u8; 8] = b"WPCACHE1";
-
-/// How a module was obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CacheOutcome {
-    /// No cache is configured; compiled.
-    Disabled,
-    /// Loaded from a valid cache entry.
-    Hit,
-    /// No entry; compiled and stored.
-    Miss,
-    /// An entry existed but failed its checks; compiled and replaced.
-    Corrupt,
-}
 
 /// A directory of compiled modules.
 #[derive(Debug, Clone)]

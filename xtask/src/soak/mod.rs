@@ -16,8 +16,6 @@
 //! and the sampling interval scales with it, so CI's 30-second soak checks
 //! memory growth too.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +24,13 @@ use anyhow::{bail, Context as _};
 use xshell::Shell;
 
 use crate::service::Service;
+use client::{Client, Reply};
+use report::{clock, mib, render};
+use stats::{Memory, Tally, Verdict};
+
+mod client;
+mod report;
+mod stats;
 
 /// Plugins copied into the service's plugin directory.
 const PLUGINS: [&str; 7] = [
@@ -269,91 +274,6 @@ struct Shared {
     stop: AtomicBool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Verdict {
-    Ok,
-    /// 503 `overloaded`: load shedding, allowed.
-    Shed,
-    Fail,
-}
-
-/// One row of the results: a request kind, the status and the error code.
-type Key = (String, u16, String);
-
-/// A row's figures.
-#[derive(Clone, Copy)]
-struct Row {
-    count: u64,
-    verdict: Verdict,
-    total: Duration,
-    slowest: Duration,
-}
-
-#[derive(Default)]
-struct Tally {
-    rows: BTreeMap<Key, Row>,
-    requests: u64,
-    ok: u64,
-    shed: u64,
-    failed: u64,
-    failures: Vec<String>,
-}
-
-impl Tally {
-    fn record(&mut self, shared: &Shared, label: &str, reply: &Reply, verdict: Verdict, why: impl FnOnce() -> String) {
-        let row = self
-            .rows
-            .entry((label.to_owned(), reply.status, reply.code.clone()))
-            .or_insert(Row {
-                count: 0,
-                verdict,
-                total: Duration::ZERO,
-                slowest: Duration::ZERO,
-            });
-        row.count += 1;
-        row.verdict = row.verdict.max(verdict);
-        row.total += reply.took;
-        row.slowest = row.slowest.max(reply.took);
-        self.requests += 1;
-        shared.requests.fetch_add(1, Ordering::Relaxed);
-        match verdict {
-            Verdict::Ok => self.ok += 1,
-            Verdict::Shed => self.shed += 1,
-            Verdict::Fail => {
-                shared.failures.fetch_add(1, Ordering::Relaxed);
-                self.fail(format!("{label}: {}", why()));
-            }
-        }
-    }
-
-    fn fail(&mut self, description: String) {
-        self.failed += 1;
-        if self.failures.len() < FAILURES_KEPT {
-            self.failures.push(description);
-        }
-    }
-
-    fn merge(&mut self, other: Tally) {
-        for (key, theirs) in other.rows {
-            let row = self.rows.entry(key).or_insert(Row {
-                count: 0,
-                verdict: theirs.verdict,
-                total: Duration::ZERO,
-                slowest: Duration::ZERO,
-            });
-            row.count += theirs.count;
-            row.verdict = row.verdict.max(theirs.verdict);
-            row.total += theirs.total;
-            row.slowest = row.slowest.max(theirs.slowest);
-        }
-        self.requests += other.requests;
-        self.ok += other.ok;
-        self.shed += other.shed;
-        self.failed += other.failed;
-        self.failures.extend(other.failures);
-    }
-}
-
 /// One client thread's loop until the deadline.
 fn worker(index: usize, client: &Client, contents: &[Vec<u8>; 2], shared: &Shared, deadline: Instant) -> Tally {
     let mut tally = Tally::default();
@@ -519,248 +439,6 @@ fn rollback(client: &Client, name: &str, admin: &mut Admin, shared: &Shared, tal
     }
 }
 
-/// A blocking HTTP/1.1 client with one keep-alive connection pool.
-struct Client {
-    agent: ureq::Agent,
-    base: String,
-    authorization: String,
-}
-
-/// A response, or a transport error as status 0 with code `transport`.
-struct Reply {
-    status: u16,
-    /// The problem+json `code`, or empty.
-    code: String,
-    body: Vec<u8>,
-    /// From sending the request to reading the whole answer.
-    took: Duration,
-}
-
-impl Client {
-    fn new(base: &str, token: &str) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        Client {
-            agent,
-            base: base.to_owned(),
-            authorization: format!("Bearer {token}"),
-        }
-    }
-
-    fn request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8], admin: bool) -> Reply {
-        let url = format!("{}{path}", self.base);
-        let started = Instant::now();
-        let mut request = ureq::http::Request::builder().method(method).uri(&url);
-        if let Some(content_type) = content_type {
-            request = request.header("Content-Type", content_type);
-        }
-        if admin {
-            request = request.header("Authorization", &self.authorization);
-        }
-        let result = request
-            .body(body.to_vec())
-            .map_err(ureq::Error::from)
-            .and_then(|request| self.agent.run(request))
-            .and_then(|mut response| {
-                let status = response.status().as_u16();
-                let problem = response
-                    .headers()
-                    .get("content-type")
-                    .and_then(|value| value.to_str().ok())
-                    .is_some_and(|value| value.contains("problem+json"));
-                let body = response.body_mut().with_config().limit(16 << 20).read_to_vec()?;
-                Ok((status, problem, body))
-            });
-        match result {
-            Ok((status, problem, body)) => {
-                let code = if problem {
-                    serde_json::from_slice::<serde_json::Value>(&body)
-                        .ok()
-                        .and_then(|value| value.get("code")?.as_str().map(str::to_owned))
-                        .unwrap_or_else(|| "(problem without code)".to_owned())
-                } else {
-                    String::new()
-                };
-                Reply {
-                    status,
-                    code,
-                    body,
-                    took: started.elapsed(),
-                }
-            }
-            Err(error) => Reply {
-                status: 0,
-                code: "transport".to_owned(),
-                body: error.to_string().into_bytes(),
-                took: started.elapsed(),
-            },
-        }
-    }
-}
-
-impl Reply {
-    /// The `digest` of an upload's or rollback's answer.
-    fn digest(&self) -> Option<String> {
-        let value: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
-        value.get("digest")?.as_str().map(str::to_owned)
-    }
-
-    fn describe(&self) -> String {
-        let body = String::from_utf8_lossy(&self.body[..self.body.len().min(300)]).into_owned();
-        format!("status {} {}: {body}", self.status, self.code)
-    }
-}
-
-/// The server's resident memory, in KiB.
-///
-/// Hostile calls (the memory bomb, the output flood) raise it for a moment,
-/// so a single sample in the middle or at the end can land on a spike or
-/// between two. A leak raises the floor: the middle and the end are the
-/// lowest sample of the window around each (45-55% and 90-100% of the run),
-/// taken under the same traffic. Samples come every 1/200 of the run (at
-/// least 100 ms apart), so each window holds about 20, whatever its length.
-#[derive(Default)]
-struct Memory {
-    /// (fraction of the run, RSS), from the end of the warm-up on.
-    samples: Vec<(f64, u64)>,
-    /// Once the clients have stopped.
-    after: Option<u64>,
-}
-
-impl Memory {
-    fn start(&self) -> Option<u64> {
-        self.samples.first().map(|&(_, rss)| rss)
-    }
-
-    /// The lowest sample in `from..=to`; `None` with fewer than
-    /// [`MIN_WINDOW_SAMPLES`] there.
-    fn floor(&self, from: f64, to: f64) -> Option<u64> {
-        let window: Vec<u64> = self
-            .samples
-            .iter()
-            .filter(|(at, _)| (from..=to).contains(at))
-            .map(|&(_, rss)| rss)
-            .collect();
-        if window.len() < MIN_WINDOW_SAMPLES {
-            return None;
-        }
-        window.into_iter().min()
-    }
-
-    fn middle(&self) -> Option<u64> {
-        self.floor(0.45, 0.55)
-    }
-
-    fn end(&self) -> Option<u64> {
-        self.floor(0.9, 1.0)
-    }
-
-    fn min(&self) -> Option<u64> {
-        self.samples.iter().map(|&(_, rss)| rss).chain(self.after).min()
-    }
-
-    fn max(&self) -> Option<u64> {
-        self.samples.iter().map(|&(_, rss)| rss).chain(self.after).max()
-    }
-
-    fn growth_percent(&self) -> Option<f64> {
-        let (middle, end) = (self.middle()?, self.end()?);
-        Some((end as f64 - middle as f64) / middle.max(1) as f64 * 100.0)
-    }
-}
-
-fn render(
-    tally: &Tally,
-    memory: &Memory,
-    growth: Option<f64>,
-    minutes: f64,
-    elapsed: Duration,
-    problems: &[String],
-) -> String {
-    let mut out = String::new();
-    let per_second = tally.requests as f64 / elapsed.as_secs_f64().max(1e-9);
-    let _ = write!(
-        out,
-        "## Soak\n\n`cargo xtask soak --minutes {minutes}`: the release service on loopback with an admin token, \
-         {CLIENT_THREADS} client threads with keep-alive connections for {} of mixed traffic: `call process(21)` \
-         and `invoke upper` (random input), 1 in {HOSTILE_EVERY} a hostile call (spin, grow, deep, \
-         unreachable_trap, flood in turn), and per thread every {ADMIN_EVERY} requests an upload of `soak-<n>` \
-         (alternating two builds of `process`) and a rollback, each followed by a call.\n\n\
-         **{}**: {} requests ({per_second:.0}/s), {} answered as expected, {} shed (503 `overloaded`), {} failed.\n\n",
-        clock(elapsed),
-        if problems.is_empty() { "passed" } else { "FAILED" },
-        tally.requests,
-        tally.ok,
-        tally.shed,
-        tally.failed,
-    );
-    out.push_str("| request | status | code | count | mean | slowest | verdict |\n|---|---|---|---|---|---|---|\n");
-    for ((label, status, code), row) in &tally.rows {
-        let status = if *status == 0 {
-            "-".to_owned()
-        } else {
-            status.to_string()
-        };
-        let code = if code.is_empty() {
-            "-".to_owned()
-        } else {
-            format!("`{code}`")
-        };
-        let verdict = match row.verdict {
-            Verdict::Ok => "ok",
-            Verdict::Shed => "shed",
-            Verdict::Fail => "**fail**",
-        };
-        let mean = row.total.as_secs_f64() * 1e3 / row.count.max(1) as f64;
-        let _ = writeln!(
-            out,
-            "| {label} | {status} | {code} | {} | {mean:.2} ms | {:.1} ms | {verdict} |",
-            row.count,
-            row.slowest.as_secs_f64() * 1e3
-        );
-    }
-    let show = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), mib);
-    let _ = write!(
-        out,
-        "\nServer resident memory ({} samples; middle and end are the lowest sample in 45-55% and 90-100% of the \
-         run, so that a spike from a hostile call does not count):\n\n\
-         | start (after warm-up) | middle | end | after the run | min | max | middle → end |\n\
-         |---|---|---|---|---|---|---|\n| {} | {} | {} | {} | {} | {} | {} |\n",
-        memory.samples.len(),
-        show(memory.start()),
-        show(memory.middle()),
-        show(memory.end()),
-        show(memory.after),
-        show(memory.min()),
-        show(memory.max()),
-        growth.map_or_else(|| "-".to_owned(), |growth| format!("{growth:+.1}%")),
-    );
-    let _ = writeln!(
-        out,
-        "\nTargets: no failed request; every hostile call ends with `422` and its case's code, and every case \
-         gets it; no 5xx but 503 `overloaded`; middle → end growth at most {GROWTH_LIMIT_PERCENT}%, from at \
-         least {MIN_WINDOW_SAMPLES} samples in each window."
-    );
-    for problem in problems {
-        let _ = writeln!(out, "\n**Failure:** {problem}");
-    }
-    out
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-/// `m:ss`.
-fn clock(duration: Duration) -> String {
-    let seconds = duration.as_secs();
-    format!("{}:{:02}", seconds / 60, seconds % 60)
-}
-
 /// `bytes` with a custom section appended: a distinct module (its own
 /// digest) that does the same.
 fn with_custom_section(mut bytes: Vec<u8>, name: &str, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -802,37 +480,6 @@ impl Random {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn growth_is_between_the_floors_of_the_middle_and_the_end() {
-        let mut samples = vec![(0.0, 100), (0.7, 500)];
-        samples.extend([0.46, 0.48, 0.5, 0.52, 0.54].into_iter().zip([300, 210, 200, 400, 250]));
-        samples.extend(
-            [0.91, 0.93, 0.95, 0.97, 0.99]
-                .into_iter()
-                .zip([250, 220, 230, 300, 240]),
-        );
-        let memory = Memory {
-            samples,
-            after: Some(90),
-        };
-        assert_eq!(
-            (memory.start(), memory.middle(), memory.end()),
-            (Some(100), Some(200), Some(220))
-        );
-        assert_eq!((memory.min(), memory.max()), (Some(90), Some(500)));
-        assert_eq!(memory.growth_percent(), Some(10.0));
-        assert_eq!(Memory::default().growth_percent(), None);
-    }
-
-    #[test]
-    fn a_window_with_too_few_samples_gives_no_growth() {
-        let mut samples: Vec<(f64, u64)> = [0.46, 0.48, 0.5, 0.52, 0.54].into_iter().zip([200; 5]).collect();
-        samples.extend([0.92, 0.95, 0.98, 0.99].into_iter().zip([900; 4]));
-        let memory = Memory { samples, after: None };
-        assert_eq!((memory.middle(), memory.end()), (Some(200), None));
-        assert_eq!(memory.growth_percent(), None);
-    }
 
     #[test]
     fn the_custom_section_copy_is_distinct_and_valid() {

@@ -2,43 +2,64 @@
 //! against raw wasmtime without epoch interruption, in one run: recursive
 //! fib(30), SHA-256 over 1 MiB, and std::sort of 100,000 integers.
 //!
-//! Run with `cargo bench -p wasmplug-tests --bench compute`.
+//! Run with `cargo bench -p wasmplug-compute-bench --bench compute`.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use wasmplug_runtime::PluginConfig;
+// The native code the build script compiled is linked through this crate.
+use wasmplug_compute_bench as _;
 
-extern "C" {
-    fn fib(n: i32) -> i64;
-    fn sha256_mib(rounds: i32) -> i32;
-    fn sort_ints(n: i32) -> i32;
+/// The same C/C++ compiled natively with -O3 by the build script, for the
+/// release profile benches build with. A dev build (a check, a test run)
+/// has none, and the bench then runs without the native rows.
+#[cfg(native_baselines)]
+mod native {
+    extern "C" {
+        fn fib(n: i32) -> i64;
+        fn sha256_mib(rounds: i32) -> i32;
+        fn sort_ints(n: i32) -> i32;
+    }
+
+    pub fn native_fib(n: i32) -> i64 {
+        // SAFETY: plain C functions over integers, no pointers or global state.
+        unsafe { fib(n) }
+    }
+    pub fn native_sha256(rounds: i32) -> i64 {
+        // SAFETY: as above; the buffer is the C file's own static.
+        i64::from(unsafe { sha256_mib(rounds) })
+    }
+    pub fn native_sort(n: i32) -> i64 {
+        // SAFETY: as above.
+        i64::from(unsafe { sort_ints(n) })
+    }
 }
 
-fn native_fib(n: i32) -> i64 {
-    // SAFETY: plain C functions over integers, no pointers or global state.
-    unsafe { fib(n) }
-}
-fn native_sha256(rounds: i32) -> i64 {
-    // SAFETY: as above; the buffer is the C file's own static.
-    i64::from(unsafe { sha256_mib(rounds) })
-}
-fn native_sort(n: i32) -> i64 {
-    // SAFETY: as above.
-    i64::from(unsafe { sort_ints(n) })
-}
+type Native = Option<fn(i32) -> i64>;
+
+#[cfg(native_baselines)]
+const NATIVE: [Native; 3] = [
+    Some(native::native_fib),
+    Some(native::native_sha256),
+    Some(native::native_sort),
+];
+#[cfg(not(native_baselines))]
+const NATIVE: [Native; 3] = [None; 3];
 
 fn compute(c: &mut Criterion) {
-    type Case = (&'static str, &'static str, i32, fn(i32) -> i64);
+    type Case = (&'static str, &'static str, i32, Native);
     let cases: [Case; 3] = [
-        ("fib", "fib", 30, native_fib),
-        ("sha256", "sha256_mib", 1, native_sha256),
-        ("sort", "sort_ints", 100_000, native_sort),
+        ("fib", "fib", 30, NATIVE[0]),
+        ("sha256", "sha256_mib", 1, NATIVE[1]),
+        ("sort", "sort_ints", 100_000, NATIVE[2]),
     ];
     for (plugin, function, argument, native) in cases {
         let mut group = c.benchmark_group(format!("compute_{plugin}"));
         group.sample_size(20);
-        group.bench_function("native_clang_o3", |b| b.iter(|| native(black_box(argument))));
+        if let Some(native) = native {
+            group.bench_function("native_clang_o3", |b| b.iter(|| native(black_box(argument))));
+        }
 
         let bytes = wasmplug_tests::plugin_bytes(plugin);
         let engine = wasmtime::Engine::default();

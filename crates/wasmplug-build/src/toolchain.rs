@@ -1,7 +1,8 @@
 //! Finding the wasm32 toolchain: a clang and clang++ that target wasm32
 //! with the WASI sysroot and libc++, a `wasm-ld` they can reach, and
-//! `wasm-objdump`. Missing pieces are installed with apt-get when this is a
-//! Debian machine and we are root, unless `WASMPLUG_NO_INSTALL=1`.
+//! (when asked for) `wasm-objdump`. Missing pieces are installed with
+//! apt-get only when the caller allows it ([`Install::WhenPossible`]), this
+//! is a Debian machine, we are root, and `WASMPLUG_NO_INSTALL` is not `1`.
 //!
 //! The compilers come from the `cc` crate first, so `CC`/`CXX` and their
 //! target-specific forms (`CXX_wasm32_wasip1`, `CXX_wasm32-wasip1`,
@@ -66,8 +67,9 @@ pub struct Toolchain {
     /// Flags every compile gets: the target, and `-fuse-ld=` or `--sysroot=`
     /// when the defaults do not work.
     pub base_flags: Vec<String>,
-    /// `wasm-objdump` from wabt.
-    pub wasm_objdump: PathBuf,
+    /// `wasm-objdump` from wabt, if it is installed (only the repository's
+    /// own tests compare against it).
+    pub wasm_objdump: Option<PathBuf>,
     /// Compiler paths and `--version` outputs; part of every build stamp, so
     /// a compiler upgrade rebuilds the plugins.
     pub fingerprint: String,
@@ -83,19 +85,38 @@ impl Toolchain {
     }
 }
 
-/// Finds a working toolchain, installing it first if it is missing and this
-/// machine allows it. The result is cached for the rest of the process.
-pub fn ensure_toolchain() -> anyhow::Result<Toolchain> {
+/// Whether a missing toolchain may be installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Install {
+    /// Never: the error names the command that installs it.
+    Never,
+    /// With apt-get, when this is Debian, we are root, and
+    /// `WASMPLUG_NO_INSTALL` is not `1`.
+    WhenPossible,
+}
+
+/// Finds a working toolchain (with `wasm-objdump` too, when `objdump`),
+/// installing it first if it is missing and `install` allows it. The result
+/// is cached for the rest of the process.
+pub fn ensure_toolchain(install: Install, objdump: bool) -> anyhow::Result<Toolchain> {
     static FOUND: Mutex<Option<Toolchain>> = Mutex::new(None);
     let mut found = FOUND.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(toolchain) = found.as_ref() {
+    if let Some(toolchain) = found
+        .as_ref()
+        .filter(|toolchain| !objdump || toolchain.wasm_objdump.is_some())
+    {
         return Ok(toolchain.clone());
     }
     let sh = Shell::new()?;
-    sh.change_dir(crate::project_root());
-    let toolchain = match find_toolchain(&sh) {
+    let toolchain = match find_toolchain(&sh, objdump) {
         Ok(toolchain) => toolchain,
         Err(error) => {
+            if install == Install::Never {
+                bail!(
+                    "{error:#}\n\nthe wasm32 C/C++ toolchain is missing or broken; install it (as root, on Debian) \
+                     with:\n    {INSTALL_COMMAND}"
+                );
+            }
             if env::var_os("WASMPLUG_NO_INSTALL").is_some_and(|value| value == "1") {
                 bail!(
                     "{error:#}\n\nthe wasm32 C/C++ toolchain is missing or broken and \
@@ -109,10 +130,10 @@ pub fn ensure_toolchain() -> anyhow::Result<Toolchain> {
                      install it (as root, on Debian) with:\n    {INSTALL_COMMAND}"
                 );
             }
-            eprintln!("xtask: {error:#}");
-            install(&sh)
+            eprintln!("wasmplug-build: {error:#}");
+            install_packages(&sh)
                 .with_context(|| format!("cannot install the wasm32 toolchain; run by hand:\n    {INSTALL_COMMAND}"))?;
-            find_toolchain(&sh).with_context(|| {
+            find_toolchain(&sh, objdump).with_context(|| {
                 format!(
                     "the wasm32 toolchain still does not work after installing it with:\n    \
                      {INSTALL_COMMAND}"
@@ -124,10 +145,13 @@ pub fn ensure_toolchain() -> anyhow::Result<Toolchain> {
     Ok(toolchain)
 }
 
-fn find_toolchain(sh: &Shell) -> anyhow::Result<Toolchain> {
+fn find_toolchain(sh: &Shell, objdump: bool) -> anyhow::Result<Toolchain> {
     let c_compiler = pick_compiler(sh, Language::C)?;
     let cpp_compiler = pick_compiler(sh, Language::Cpp)?;
-    let wasm_objdump = find_program("wasm-objdump").context("wasm-objdump (from wabt) not found")?;
+    let wasm_objdump = find_program("wasm-objdump");
+    if objdump && wasm_objdump.is_none() {
+        bail!("wasm-objdump (from wabt) not found");
+    }
 
     let mut base_flags = vec![format!("--target={CLANG_TARGET}")];
     if let Some(sysroot) = env::var_os("WASI_SYSROOT") {
@@ -198,7 +222,7 @@ fn pick_compiler(sh: &Shell, language: Language) -> anyhow::Result<PathBuf> {
             let chosen = from_cc.as_ref().filter(|cc| find_program(cc).is_some());
             if chosen.is_some_and(|chosen| *chosen != candidate) {
                 eprintln!(
-                    "xtask: warning: using {} instead ({})",
+                    "wasmplug-build: warning: using {} instead ({})",
                     path.display(),
                     rejected.join("; ")
                 );
@@ -215,14 +239,14 @@ fn pick_compiler(sh: &Shell, language: Language) -> anyhow::Result<PathBuf> {
 }
 
 /// What the `cc` crate would use for `wasm32-wasip1`, which honours `CC`,
-/// `CXX` and their target-specific forms. xtask is not a build script, so
+/// `CXX` and their target-specific forms. This is not a build script, so
 /// everything cargo would set in the environment is passed explicitly.
 fn compiler_from_cc(language: Language) -> Option<PathBuf> {
     let mut build = cc::Build::new();
     build
         .cpp(language == Language::Cpp)
         .target(CC_TARGET)
-        .host(env!("XTASK_HOST_TRIPLE"))
+        .host(env!("WASMPLUG_BUILD_HOST_TRIPLE"))
         .opt_level(2)
         .debug(false)
         .cargo_metadata(false)
@@ -266,18 +290,18 @@ fn can_install(sh: &Shell) -> bool {
     Path::new("/usr/bin/apt-get").exists() && cmd!(sh, "id -u").quiet().read().is_ok_and(|uid| uid.trim() == "0")
 }
 
-/// Whether this machine lets xtask install Debian packages (apt-get, root).
-pub(crate) fn can_install_packages() -> bool {
+/// Whether this machine lets us install Debian packages (apt-get, root).
+pub fn can_install_packages() -> bool {
     Shell::new().is_ok_and(|sh| can_install(&sh))
 }
 
-fn install(sh: &Shell) -> anyhow::Result<()> {
-    eprintln!("xtask: installing the wasm32 toolchain: {INSTALL_COMMAND}");
+fn install_packages(sh: &Shell) -> anyhow::Result<()> {
+    eprintln!("wasmplug-build: installing the wasm32 toolchain: {INSTALL_COMMAND}");
     apt_install_with(sh, PACKAGES)
 }
 
 /// `apt-get update`, then `apt-get install -y <packages>`.
-pub(crate) fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     apt_install_with(&Shell::new()?, packages)
 }
 
@@ -298,7 +322,7 @@ fn apt_install_with(sh: &Shell, packages: &[&str]) -> anyhow::Result<()> {
 
 /// `program` itself if it is a path to a file, else the first match on
 /// `PATH`.
-pub(crate) fn find_program(program: impl AsRef<Path>) -> Option<PathBuf> {
+pub fn find_program(program: impl AsRef<Path>) -> Option<PathBuf> {
     let program = program.as_ref();
     if program.components().count() > 1 {
         return program.is_file().then(|| program.to_path_buf());

@@ -10,7 +10,8 @@
 //! request gets a 5xx, and every response matches the document (status code,
 //! content type, headers, response schema), negative data is rejected and
 //! auth is not ignored. The verdict comes from schemathesis's exit status and
-//! from the check results in its NDJSON report, never from its text output.
+//! from its NDJSON report (check results, its own errors, how the run ended),
+//! and so do all the figures; its text output is only shown.
 //! Two checks are left out: `positive_data_acceptance`, since a schema
 //! cannot say "valid wasm" or "arguments that fit this function's
 //! signature", so schema-valid uploads and calls are rightly rejected with
@@ -22,11 +23,10 @@
 //! the run reaches the plugins instead of answering 404; the figures say how
 //! many plugin calls succeeded.
 
-mod console;
 mod report;
+mod summary;
 mod traffic;
 
-use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,15 +35,15 @@ use anyhow::{bail, Context as _};
 use xshell::{cmd, Shell};
 
 use crate::service::Service;
-use console::parse;
 use report::render;
-use traffic::Traffic;
+use traffic::Route;
 
 /// The admin token the service is started with; schemathesis sends it on
 /// every request, so uploads, deletes and rollbacks reach their handlers.
 const TOKEN: &str = "api-fuzz-admin-token";
 
-/// The schemathesis major version this parser and config are written for.
+/// The schemathesis major version this report reader and config are written
+/// for.
 const SCHEMATHESIS: &str = "schemathesis>=4.3,<5";
 
 /// The longest a run may take; schemathesis is killed after it.
@@ -70,6 +70,7 @@ pub fn run(sh: &Shell, max_examples: u32) -> anyhow::Result<String> {
 
     let server = Service::start(sh, &plugins, &["--admin-token", TOKEN], &[])?;
     let base = server.base_url();
+    let routes = routes(&base)?;
     let started = Instant::now();
     let args: Vec<String> = vec![
         "--config-file".into(),
@@ -110,20 +111,19 @@ pub fn run(sh: &Shell, max_examples: u32) -> anyhow::Result<String> {
     eprintln!("api-fuzz: schemathesis against {base} (at most {max_examples} cases per operation)");
     // In the temporary directory: schemathesis keeps a `.schemathesis/` cache
     // of failing cases in its working directory.
-    let (output, status) = run_bounded(&st, &args, work.path(), TIME_LIMIT)?;
+    let status = run_bounded(&st, &args, work.path(), TIME_LIMIT)?;
     let elapsed = started.elapsed();
     drop(server);
 
     let Some(status) = status else {
         bail!("schemathesis did not finish within {TIME_LIMIT:?}; killed it");
     };
-    let summary = parse(&output).context("cannot read schemathesis's summary; its output is above")?;
     let ndjson = std::fs::read_dir(&reports)
         .context("schemathesis wrote no report")?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .find(|path| path.extension().is_some_and(|ext| ext == "ndjson"))
         .context("schemathesis wrote no NDJSON report")?;
-    let traffic = Traffic::read(&ndjson, &base)?;
+    let (summary, traffic) = summary::read(&ndjson, &base, routes)?;
     let markdown = render(&summary, &traffic, max_examples, elapsed);
 
     let mut problems = Vec::new();
@@ -136,7 +136,7 @@ pub fn run(sh: &Shell, max_examples: u32) -> anyhow::Result<String> {
         let by_check: Vec<String> = traffic
             .failed_checks
             .iter()
-            .map(|(check, failures)| format!("{check} ×{}", failures.len()))
+            .map(|(check, cases)| format!("{check} ×{}", cases.len()))
             .collect();
         problems.push(format!("checks failed: {}", by_check.join(", ")));
     }
@@ -146,27 +146,49 @@ pub fn run(sh: &Shell, max_examples: u32) -> anyhow::Result<String> {
     if traffic.checks_run == 0 {
         problems.push("the NDJSON report holds no check results".to_owned());
     }
+    if !summary.errors.is_empty() {
+        problems.push(format!("schemathesis reported {} error(s)", summary.errors.len()));
+    }
+    match &summary.finished {
+        None => problems.push("the NDJSON report ends before `EngineFinished`".to_owned()),
+        Some(finished) if finished.stop_reason != "completed" => {
+            problems.push(format!("schemathesis stopped early: {}", finished.stop_reason));
+        }
+        Some(_) => {}
+    }
+    if summary.interrupted {
+        problems.push("the run was interrupted".to_owned());
+    }
     if problems.is_empty() {
         return Ok(markdown);
     }
     eprintln!("\n{markdown}");
-    for (check, failures) in &traffic.failed_checks {
+    for (check, cases) in &traffic.failed_checks {
         eprintln!(
-            "api-fuzz: `{check}` failed {} time(s); the first ones:\n",
-            failures.len()
+            "api-fuzz: `{check}` did not pass {} time(s); the first ones:\n",
+            cases.len()
         );
-        for (kind, message, curl) in failures.iter().take(3) {
-            eprintln!("# {kind}: {message}\n{curl}\n");
+        for case in cases.iter().take(3) {
+            match &case.failure {
+                Some(failure) => eprintln!(
+                    "# {} {} ({}) on {}: {}",
+                    failure.code,
+                    failure.title,
+                    failure.kind,
+                    failure.operation.as_deref().unwrap_or("no operation"),
+                    failure.message
+                ),
+                None => eprintln!("# the check errored"),
+            }
+            eprintln!(
+                "{}\n",
+                case.curl
+                    .as_deref()
+                    .unwrap_or("(the report holds no request for this case)")
+            );
         }
     }
     if !traffic.server_errors.is_empty() {
-        eprintln!(
-            "api-fuzz: {} request(s) got a 5xx; the cases:\n",
-            traffic.server_errors.len()
-        );
-        for case in &summary.server_error_cases {
-            eprintln!("{case}\n");
-        }
         eprintln!("api-fuzz: every request that got a 5xx, as curl (the service was on {base}):\n");
         for (status, body, curl) in &traffic.server_errors {
             eprintln!("# {status}: {body}\n{curl}\n");
@@ -182,8 +204,13 @@ pub fn run(sh: &Shell, max_examples: u32) -> anyhow::Result<String> {
             );
         }
     }
-    if !summary.errors.is_empty() {
-        eprintln!("api-fuzz: schemathesis reported errors:\n{}", summary.errors.join("\n"));
+    for error in &summary.errors {
+        let severity = if error.fatal { "fatal" } else { "error" };
+        let place = error.label.as_deref().unwrap_or("the run");
+        eprintln!(
+            "api-fuzz: schemathesis {severity} on {place} ({}×): {}: {}\n",
+            error.count, error.kind, error.message
+        );
     }
     bail!("api-fuzz failed: {}", problems.join("; "))
 }
@@ -265,59 +292,50 @@ fn ensure_schemathesis(sh: &Shell) -> anyhow::Result<PathBuf> {
     Ok(st)
 }
 
-/// Runs `program args` in `dir`, echoing its output to stderr as it comes and
-/// returning it with its exit status; kills it after `limit` (then the
-/// status is `None`).
+/// The operations of the service on `base`, from its own `/openapi.json`,
+/// so the traffic figures follow the API as it is.
+fn routes(base: &str) -> anyhow::Result<Vec<Route>> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("{base}/openapi.json");
+    let text = agent
+        .get(&url)
+        .call()
+        .and_then(|mut response| response.body_mut().read_to_string())
+        .with_context(|| format!("cannot fetch {url}"))?;
+    let document: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{url} is not JSON"))?;
+    traffic::routes(&document).with_context(|| format!("cannot read the operations of {url}"))
+}
+
+/// Runs `program args` in `dir`, all its output going to stderr as it comes
+/// (stdout is for the markdown), and returns its exit status; kills it after
+/// `limit` (then the status is `None`).
 fn run_bounded(
     program: &Path,
     args: &[String],
     dir: &Path,
     limit: Duration,
-) -> anyhow::Result<(String, Option<std::process::ExitStatus>)> {
+) -> anyhow::Result<Option<std::process::ExitStatus>> {
     let mut child = Command::new(program)
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(std::io::stderr())
         .spawn()
         .with_context(|| format!("cannot start {}", program.display()))?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut stderr = child.stderr.take().context("no stderr")?;
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = writeln!(std::io::stderr(), "{line}");
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let error_reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        let _ = stderr.read_to_string(&mut all);
-        all
-    });
     let deadline = Instant::now() + limit;
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait()? {
-            break Some(status);
+            return Ok(Some(status));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            break None;
+            return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(200));
-    };
-    let mut output = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("the output reader panicked"))?;
-    let errors = error_reader.join().unwrap_or_default();
-    if !errors.trim().is_empty() {
-        eprintln!("{errors}");
-        output.push_str(&errors);
     }
-    Ok((output, status))
 }

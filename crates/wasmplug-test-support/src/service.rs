@@ -4,13 +4,22 @@
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
+/// How long a service may take to print that it listens: far more than
+/// any test's start-up needs (a debug build compiling its plugins on a busy
+/// machine), so only a hung start reaches it.
+pub const START_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// Starts `command` (a `wasmplug serve … --listen 127.0.0.1:0` command
 /// line) and waits until it serves: it prints `listening on http://ADDRESS`
-/// once its initial load finished. Its stderr is drained from then on so it
-/// never blocks on a full pipe; `WASMPLUG_TEST_SERVICE_LOG=1` shows it.
+/// once its initial load finished. A service that exits first, or has not
+/// listened within [`START_TIMEOUT`], is an error (and is killed). Its
+/// stderr is drained from then on so it never blocks on a full pipe;
+/// `WASMPLUG_TEST_SERVICE_LOG=1` shows it.
 pub fn start(mut command: Command) -> anyhow::Result<(Child, SocketAddr)> {
     let mut child = command
         .stdout(Stdio::null())
@@ -18,27 +27,44 @@ pub fn start(mut command: Command) -> anyhow::Result<(Child, SocketAddr)> {
         .spawn()
         .context("cannot start the service")?;
     let stderr = child.stderr.take().context("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let address: SocketAddr = loop {
-        let Some(line) = lines.next() else {
-            let status = child.wait().ok();
-            anyhow::bail!("the service exited before it listened ({status:?})");
-        };
-        let line = line.context("cannot read the service's stderr")?;
-        if let Some(rest) = line.strip_prefix("listening on http://") {
-            let address = rest.split_whitespace().next().unwrap_or_default();
-            break address.parse().with_context(|| format!("not an address: {address}"))?;
-        }
-    };
     let show = std::env::var_os("WASMPLUG_TEST_SERVICE_LOG").is_some();
+    let (listening, address) = mpsc::channel();
+    // One thread reads stderr to the end: it reports the address once, and
+    // keeps draining (and showing, when asked) after that.
     std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
+        let mut listening = Some(listening);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if show {
-                eprintln!("[{address}] {line}");
+                eprintln!("[service] {line}");
+            }
+            if let Some(rest) = line.strip_prefix("listening on http://") {
+                let address = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                if let Some(listening) = listening.take() {
+                    let _ = listening.send(address);
+                }
             }
         }
     });
-    Ok((child, address))
+    let address = match address.recv_timeout(START_TIMEOUT) {
+        Ok(address) => address,
+        Err(RecvTimeoutError::Disconnected) => {
+            let status = child.wait().ok();
+            anyhow::bail!("the service exited before it listened ({status:?})");
+        }
+        Err(RecvTimeoutError::Timeout) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("the service did not listen within {START_TIMEOUT:?}; killed it");
+        }
+    };
+    match address.parse() {
+        Ok(address) => Ok((child, address)),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("not an address: {address}")
+        }
+    }
 }
 
 /// A process's resident memory in KiB, from `/proc/<pid>/status`. A reading

@@ -176,3 +176,41 @@ fn a_full_instance_pool_answers_busy_with_its_size() {
     drop(held);
     assert_eq!(plugin.call("next", &[]).unwrap().results, [Value::I32(1)]);
 }
+
+#[test]
+fn engines_past_the_bound_are_refused_and_the_others_keep_serving() {
+    // Each distinct stack size is an engine of its own, with its own pool:
+    // the third is one too many for a bound of two.
+    let runtime = Runtime::new(RuntimeConfig {
+        max_engines: 2,
+        pool_instances: 4,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let with_stack = |max_stack_bytes: usize| PluginConfig {
+        limits: Limits {
+            max_stack_bytes,
+            ..Limits::default()
+        },
+        ..PluginConfig::default()
+    };
+    let bytes = plugin_bytes("process");
+    let default_stack = Limits::default().max_stack_bytes;
+    let first = runtime.load("first", &bytes, &with_stack(default_stack)).unwrap();
+    let second = runtime.load("second", &bytes, &with_stack(default_stack * 2)).unwrap();
+    // The same setting again shares its engine.
+    let again = runtime.load("again", &bytes, &with_stack(default_stack)).unwrap();
+    let error = runtime
+        .load("third", &bytes, &with_stack(default_stack * 4))
+        .unwrap_err();
+    assert!(
+        matches!(error, RuntimeError::Unsupported { engine: "wasmtime", .. }),
+        "{error}"
+    );
+    for plugin in [first, second, again] {
+        assert_eq!(
+            plugin.call("process", &[Value::I32(21)]).unwrap().results,
+            [Value::I32(43)]
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! The runtime through its public API: typed calls, the bytes ABI, reactor
 //! initialisation, isolation between calls, and the compiled-module cache.
 
+use wasmplug_runtime::wasmtime_ext::TypedCalls as _;
 use wasmplug_runtime::{
     CacheOutcome, CallOutcome, InstancePolicy, Limits, LogLevel, OutputStream, PluginConfig, Runtime, RuntimeConfig,
     RuntimeError, TrapCode, Value,

@@ -7,6 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use wasmplug_runtime::wasmtime_ext::TypedCalls as _;
 use wasmplug_runtime::PluginConfig;
 // The native code the build script compiled is linked through this crate.
 use wasmplug_compute_bench as _;

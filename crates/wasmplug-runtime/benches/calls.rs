@@ -11,6 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use wasmplug_runtime::wasmtime_ext::TypedCalls as _;
 use wasmplug_runtime::{PluginConfig, Runtime, RuntimeConfig, Value};
 
 use wasmplug_test_support::plugin_bytes as plugin;

@@ -34,6 +34,13 @@ pub struct RuntimeConfig {
     /// on every core running the process and a page fault in the next
     /// instance. Elsewhere, and with 0, everything is handed back.
     pub keep_resident_bytes: usize,
+    /// How many distinct (fuel, stack size) settings plugins may ask for:
+    /// wasmtime fixes both per engine, and each engine reserves its own
+    /// instance pool, `pool_instances` × `pool_max_memory_bytes` of address
+    /// space (4 TiB with the defaults, of x86-64's 128 TiB). A load that
+    /// would need one more engine is refused with
+    /// [`crate::RuntimeError::Unsupported`].
+    pub max_engines: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -44,6 +51,7 @@ impl Default for RuntimeConfig {
             pool_instances: 1000,
             pool_max_memory_bytes: 4 << 30,
             keep_resident_bytes: 1 << 20,
+            max_engines: 8,
         }
     }
 }

@@ -11,7 +11,8 @@
 //!   out) run each call on a fresh, pooled, copy-on-write instance, under the
 //!   plugin's [`Limits`]; every way a call can fail is a [`RuntimeError`];
 //! - [`Plugin::instance`] gives a warm [`PluginInstance`] for repeated calls,
-//!   with [`PluginInstance::typed`] for the fastest path.
+//!   with wasmtime's statically typed calls ([`wasmtime_ext::TypedCalls`])
+//!   for the fastest path.
 //!
 //! ```no_run
 //! use wasmplug_runtime::{PluginConfig, Runtime, RuntimeConfig, Value};
@@ -38,10 +39,11 @@ mod value;
 pub use config::{
     DirGrant, EngineKind, ExecutionMode, InstancePolicy, Limits, PluginConfig, RuntimeConfig, WasiGrants,
 };
+pub use engine::wasmtime::typed as wasmtime_ext;
 pub use error::{Frame, OutputStream, RuntimeError, TrapCode};
 pub use host::HOST_MODULE;
 pub use outcome::{CacheOutcome, CallOutcome, LogLevel, LogRecord};
-pub use plugin::{FunctionExport, Plugin, PluginInstance, TypedFunction};
+pub use plugin::{FunctionExport, Plugin, PluginInstance};
 pub use runtime::Runtime;
 pub use value::Value;
 pub use wasmplug_inspect;

@@ -302,7 +302,7 @@ impl Plugin {
         })
     }
 
-    fn index_of(&self, function: &str) -> Result<usize, RuntimeError> {
+    pub(crate) fn index_of(&self, function: &str) -> Result<usize, RuntimeError> {
         match self.inner.by_name.get(function) {
             Some(index) => Ok(*index),
             None => Err(RuntimeError::NoSuchFunction {
@@ -515,81 +515,9 @@ impl PluginInstance {
         bytes_abi_status(collect_outcome(&mut self.instance, results))
     }
 
-    /// A statically typed handle to `function`, for the fastest repeated
-    /// calls (wasmtime only): `P` and `R` are Rust tuples and numbers, e.g.
-    /// `instance.typed::<i32, i32>("process")`.
-    pub fn typed<P, R>(&mut self, function: &str) -> Result<TypedFunction<P, R>, RuntimeError>
-    where
-        P: wasmtime::WasmParams,
-        R: wasmtime::WasmResults,
-    {
-        let index = self.plugin.index_of(function)?;
-        #[allow(unreachable_patterns)]
-        match &mut self.instance {
-            Instance::Wasmtime(instance) => {
-                let func = instance.func(index).ok_or_else(|| RuntimeError::NoSuchFunction {
-                    function: function.to_owned(),
-                })?;
-                let typed =
-                    func.typed::<P, R>(instance.store_mut())
-                        .map_err(|error| RuntimeError::SignatureMismatch {
-                            function: function.to_owned(),
-                            signature: self.plugin.inner.functions[index].signature.clone(),
-                            message: format!("{error:#}"),
-                        })?;
-                Ok(TypedFunction {
-                    func: typed,
-                    instance_id: self.id,
-                })
-            }
-            _ => Err(RuntimeError::Unsupported {
-                engine: self.plugin.config().engine.as_str(),
-                feature: "statically typed calls".into(),
-            }),
-        }
-    }
-
-    /// Calls a typed handle made by [`PluginInstance::typed`] on this
-    /// instance. Arms the deadline (and fuel) like every call; nothing is
-    /// allocated and no error is built unless the call fails.
-    #[inline]
-    pub fn call_typed<P, R>(&mut self, function: &TypedFunction<P, R>, params: P) -> Result<R, RuntimeError>
-    where
-        P: wasmtime::WasmParams,
-        R: wasmtime::WasmResults,
-    {
-        if function.instance_id != self.id {
-            return Err(RuntimeError::Engine {
-                message: "typed function belongs to another instance".into(),
-            });
-        }
-        #[allow(unreachable_patterns)]
-        match &mut self.instance {
-            Instance::Wasmtime(instance) => {
-                instance.arm();
-                match function.func.call(instance.store_mut(), params) {
-                    Ok(results) => Ok(results),
-                    Err(error) => Err(instance.classify(error)),
-                }
-            }
-            _ => Err(RuntimeError::Unsupported {
-                engine: self.plugin.config().engine.as_str(),
-                feature: "statically typed calls".into(),
-            }),
-        }
-    }
-}
-
-/// A typed handle to one exported function of one [`PluginInstance`].
-pub struct TypedFunction<P, R> {
-    func: wasmtime::TypedFunc<P, R>,
-    instance_id: u64,
-}
-
-impl<P, R> std::fmt::Debug for TypedFunction<P, R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TypedFunction")
-            .field("instance_id", &self.instance_id)
-            .finish_non_exhaustive()
+    /// The pieces an engine's own extension works on: the plugin, this
+    /// instance's id, and the engine instance.
+    pub(crate) fn parts(&mut self) -> (&Plugin, u64, &mut Instance) {
+        (&self.plugin, self.id, &mut self.instance)
     }
 }

@@ -1,18 +1,15 @@
 //! [`Runtime`]: owns the engines, the shared epoch ticker and the module
 //! cache, and turns bytes into validated, compiled [`Plugin`]s.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use sha2::{Digest, Sha256};
 use wasmplug_inspect::{ModuleReport, Policy};
 
-use crate::engine::wasmtime::cache::Cache;
-use crate::engine::wasmtime::{self as wasmtime_engine, EngineKey};
-use crate::engine::Compiled;
+use crate::engine::{CompileRequest, Engines};
 use crate::plugin::{FunctionExport, Plugin};
-use crate::{EngineKind, PluginConfig, RuntimeConfig, RuntimeError};
+use crate::{PluginConfig, RuntimeConfig, RuntimeError};
 
 /// Loads plugins. Cheap to clone; clones share engines, cache and ticker.
 #[derive(Clone)]
@@ -22,19 +19,16 @@ pub struct Runtime {
 
 struct RuntimeInner {
     config: RuntimeConfig,
-    engines: Mutex<HashMap<EngineKey, wasmtime::Engine>>,
-    cache: Option<Cache>,
+    engines: Engines,
 }
 
 impl Runtime {
     /// A runtime with `config`. Starts the epoch ticker thread, which stops
     /// when the last clone of the runtime is dropped.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
-        let cache = config.cache_dir.as_deref().map(Cache::new).transpose()?;
         let inner = Arc::new(RuntimeInner {
+            engines: Engines::new(&config)?,
             config,
-            engines: Mutex::new(HashMap::new()),
-            cache,
         });
         start_ticker(Arc::downgrade(&inner), inner.config.epoch_tick);
         Ok(Runtime { inner })
@@ -88,41 +82,13 @@ impl Runtime {
             })
             .collect();
         let names: Vec<&str> = functions.iter().map(|function| function.name.as_str()).collect();
-        let (compiled, cache) = match config.engine {
-            EngineKind::Wasmtime => {
-                let engine = self.wasmtime_engine(EngineKey::for_limits(&config.limits))?;
-                let (compiled, cache) = wasmtime_engine::compile(
-                    &engine,
-                    self.inner.cache.as_ref(),
-                    bytes,
-                    &digest,
-                    &names,
-                    config,
-                    &self.inner.config,
-                )?;
-                (Compiled::Wasmtime(compiled), cache)
-            }
-            #[cfg(feature = "wasmedge")]
-            EngineKind::WasmEdge if config.preinitialize => {
-                return Err(RuntimeError::Unsupported {
-                    engine: "wasmedge",
-                    feature: "pre-initialisation".into(),
-                })
-            }
-            #[cfg(feature = "wasmedge")]
-            EngineKind::WasmEdge => {
-                let (compiled, cache) = crate::engine::wasmedge::Compiled::new(
-                    bytes,
-                    &digest,
-                    &names,
-                    config,
-                    self.inner.config.cache_dir.as_deref(),
-                )?;
-                (Compiled::WasmEdge(compiled), cache)
-            }
-            #[cfg(not(feature = "wasmedge"))]
-            EngineKind::WasmEdge => return Err(RuntimeError::EngineUnavailable { engine: "wasmedge" }),
+        let request = CompileRequest {
+            bytes,
+            digest: &digest,
+            functions: &names,
+            config,
         };
+        let (compiled, cache) = self.inner.engines.compile(config.engine, &request)?;
         Ok(Plugin::new(
             name.to_owned(),
             digest,
@@ -134,20 +100,6 @@ impl Runtime {
             cache,
             violations,
         ))
-    }
-
-    fn wasmtime_engine(&self, key: EngineKey) -> Result<wasmtime::Engine, RuntimeError> {
-        let mut engines = self
-            .inner
-            .engines
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(engine) = engines.get(&key) {
-            return Ok(engine.clone());
-        }
-        let engine = wasmtime_engine::new_engine(&self.inner.config, key)?;
-        engines.insert(key, engine.clone());
-        Ok(engine)
     }
 }
 
@@ -162,10 +114,7 @@ fn start_ticker(runtime: Weak<RuntimeInner>, tick: std::time::Duration) {
             let Some(runtime) = runtime.upgrade() else {
                 return;
             };
-            let engines = runtime.engines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            for engine in engines.values() {
-                engine.increment_epoch();
-            }
+            runtime.engines.tick();
         });
     if let Err(error) = spawned {
         tracing::error!("cannot start the epoch ticker, timeouts will not fire: {error}");

@@ -1,16 +1,21 @@
 //! The small internal interface every engine implements, and the enums that
 //! dispatch to the engines compiled in (no `dyn` on the call path).
 //!
-//! An engine turns a validated module into a [`Compiled`] plugin, which makes
-//! [`Instance`]s; an instance runs calls against per-call [`CallState`] and
-//! reports stdio and fuel. Everything engine-neutral (argument checks, the
-//! host ABI's logic, concurrency limits, instance policy) lives above this
-//! line, in [`crate::Plugin`].
+//! [`Engines::compile`] is the one entry point: it turns a validated module
+//! into a [`Compiled`] plugin of the engine the manifest names, each engine
+//! running its own pipeline (wasmtime: pre-initialise, cache, compile;
+//! WasmEdge: load or AOT-compile). A compiled plugin makes [`Instance`]s; an
+//! instance runs calls, synchronously or as futures, against per-call
+//! [`CallState`] and reports stdio and fuel. Everything engine-neutral
+//! (argument checks, the host ABI's logic, concurrency limits, instance
+//! policy) lives above this line, in [`crate::Plugin`]. What only one engine
+//! can do is an explicit extension of it, e.g. wasmtime's statically typed
+//! calls ([`crate::wasmtime_ext`]).
 
 use bytes::Bytes;
 
 use crate::host::CallState;
-use crate::{RuntimeError, Value};
+use crate::{CacheOutcome, EngineKind, PluginConfig, RuntimeConfig, RuntimeError, Value};
 
 /// A reactor's initialiser exports, in the order an engine looks for them:
 /// run once before the first call (or at pre-initialisation), and never
@@ -21,6 +26,62 @@ pub(crate) const INITIALISERS: [&str; 2] = ["_initialize", "__wasm_call_ctors"];
 pub(crate) mod wasmedge;
 pub(crate) mod wasmtime;
 
+/// What one load asks of an engine.
+pub(crate) struct CompileRequest<'a> {
+    /// The module, already checked against the plugin contract.
+    pub bytes: &'a [u8],
+    /// The SHA-256 of `bytes`, hex.
+    pub digest: &'a str,
+    /// The exported functions callers refer to by index, in order.
+    pub functions: &'a [&'a str],
+    pub config: &'a PluginConfig,
+}
+
+/// What the engines keep between loads: wasmtime's engines and module
+/// cache. WasmEdge keeps nothing between loads but its AOT cache directory.
+pub(crate) struct Engines {
+    wasmtime: wasmtime::Engines,
+    #[cfg(feature = "wasmedge")]
+    cache_dir: Option<std::path::PathBuf>,
+}
+
+impl Engines {
+    pub fn new(runtime: &RuntimeConfig) -> Result<Engines, RuntimeError> {
+        Ok(Engines {
+            wasmtime: wasmtime::Engines::new(runtime)?,
+            #[cfg(feature = "wasmedge")]
+            cache_dir: runtime.cache_dir.clone(),
+        })
+    }
+
+    /// Compiles `request` with the engine `kind`, or loads it from that
+    /// engine's cache.
+    pub fn compile(
+        &self,
+        kind: EngineKind,
+        request: &CompileRequest<'_>,
+    ) -> Result<(Compiled, CacheOutcome), RuntimeError> {
+        match kind {
+            EngineKind::Wasmtime => {
+                let (compiled, cache) = self.wasmtime.compile(request)?;
+                Ok((Compiled::Wasmtime(compiled), cache))
+            }
+            #[cfg(feature = "wasmedge")]
+            EngineKind::WasmEdge => {
+                let (compiled, cache) = wasmedge::compile(request, self.cache_dir.as_deref())?;
+                Ok((Compiled::WasmEdge(compiled), cache))
+            }
+            #[cfg(not(feature = "wasmedge"))]
+            EngineKind::WasmEdge => Err(RuntimeError::EngineUnavailable { engine: "wasmedge" }),
+        }
+    }
+
+    /// One epoch tick: every engine whose timeouts count ticks advances.
+    pub fn tick(&self) {
+        self.wasmtime.tick();
+    }
+}
+
 /// A compiled plugin of one engine.
 pub(crate) trait CompiledBackend: Send + Sync + 'static {
     /// The engine's instance type.
@@ -29,6 +90,19 @@ pub(crate) trait CompiledBackend: Send + Sync + 'static {
     /// A fresh instance, with `_initialize` (or `__wasm_call_ctors`) already
     /// run, its deadline and fuel armed for a first call.
     fn instantiate(&self, state: CallState) -> Result<Self::Instance, RuntimeError>;
+
+    /// Whether the engine runs async calls as futures that yield between
+    /// slices ([`CompiledBackend::instantiate_async`],
+    /// [`InstanceBackend::call_async`]). An engine that does not runs them
+    /// to the end when polled: the default methods.
+    fn yields(&self) -> bool {
+        false
+    }
+
+    /// [`CompiledBackend::instantiate`], as a future.
+    async fn instantiate_async(&self, state: CallState) -> Result<Self::Instance, RuntimeError> {
+        self.instantiate(state)
+    }
 }
 
 /// One live instance of a plugin.
@@ -49,6 +123,28 @@ pub(crate) trait InstanceBackend: Send + 'static {
 
     /// Fuel consumed since `begin_call`, when metered.
     fn fuel_consumed(&mut self) -> Option<u64>;
+
+    /// Whether this instance may serve an async (`true`) or a synchronous
+    /// call; an engine whose instances serve both keeps the default.
+    fn can_serve(&self, asynchronous: bool) -> bool {
+        let _ = asynchronous;
+        true
+    }
+
+    /// [`InstanceBackend::begin_call`], before an async call.
+    fn begin_call_async(&mut self, input: Bytes) {
+        self.begin_call(input);
+    }
+
+    /// [`InstanceBackend::call`], as a future.
+    async fn call_async(
+        &mut self,
+        function: usize,
+        args: &[Value],
+        results: &mut Vec<Value>,
+    ) -> Result<(), RuntimeError> {
+        self.call(function, args, results)
+    }
 }
 
 /// A compiled plugin, of whichever engine.
@@ -88,18 +184,16 @@ impl Compiled {
         }
     }
 
-    /// Whether the engine runs calls as futures that yield between slices
-    /// ([`Compiled::instantiate_async`], [`Instance::call_async`]); the
-    /// others run them to the end when polled.
+    /// See [`CompiledBackend::yields`].
     pub fn yields(&self) -> bool {
-        matches!(self, Compiled::Wasmtime(_))
+        dispatch!(self, compiled => compiled.yields())
     }
 
     pub async fn instantiate_async(&self, state: CallState) -> Result<Instance, RuntimeError> {
         match self {
             Compiled::Wasmtime(compiled) => compiled.instantiate_async(state).await.map(Instance::Wasmtime),
             #[cfg(feature = "wasmedge")]
-            Compiled::WasmEdge(compiled) => compiled.instantiate(state).map(Instance::WasmEdge),
+            Compiled::WasmEdge(compiled) => compiled.instantiate_async(state).await.map(Instance::WasmEdge),
         }
     }
 
@@ -121,22 +215,13 @@ impl Instance {
         dispatch!(self, instance => instance.call(function, args, results))
     }
 
-    /// Whether this instance may serve an async (`true`) or a synchronous
-    /// call.
+    /// See [`InstanceBackend::can_serve`].
     pub fn can_serve(&self, asynchronous: bool) -> bool {
-        match self {
-            Instance::Wasmtime(instance) => instance.can_serve(asynchronous),
-            #[cfg(feature = "wasmedge")]
-            Instance::WasmEdge(_) => true,
-        }
+        dispatch!(self, instance => instance.can_serve(asynchronous))
     }
 
     pub fn begin_call_async(&mut self, input: Bytes) {
-        match self {
-            Instance::Wasmtime(instance) => instance.begin_call_async(input),
-            #[cfg(feature = "wasmedge")]
-            Instance::WasmEdge(instance) => instance.begin_call(input),
-        }
+        dispatch!(self, instance => instance.begin_call_async(input))
     }
 
     pub async fn call_async(
@@ -145,11 +230,7 @@ impl Instance {
         args: &[Value],
         results: &mut Vec<Value>,
     ) -> Result<(), RuntimeError> {
-        match self {
-            Instance::Wasmtime(instance) => instance.call_async(function, args, results).await,
-            #[cfg(feature = "wasmedge")]
-            Instance::WasmEdge(instance) => instance.call(function, args, results),
-        }
+        dispatch!(self, instance => instance.call_async(function, args, results).await)
     }
 
     pub fn state(&mut self) -> &mut CallState {
@@ -162,5 +243,15 @@ impl Instance {
 
     pub fn fuel_consumed(&mut self) -> Option<u64> {
         dispatch!(self, instance => instance.fuel_consumed())
+    }
+
+    /// The wasmtime instance, for wasmtime's own extensions; `None` on
+    /// another engine.
+    pub fn as_wasmtime(&mut self) -> Option<&mut wasmtime::Instance> {
+        match self {
+            Instance::Wasmtime(instance) => Some(instance),
+            #[cfg(feature = "wasmedge")]
+            Instance::WasmEdge(_) => None,
+        }
     }
 }

@@ -30,7 +30,7 @@ use wasmedge_sdk::error::{CoreCommonError, CoreError, CoreExecutionError, WasmEd
 use wasmedge_sdk::{AsInstance as _, CallingFrame, ImportObject, ImportObjectBuilder, WasmValue};
 use wasmedge_sys as sys;
 
-use super::{CompiledBackend, InstanceBackend};
+use super::{CompileRequest, CompiledBackend, InstanceBackend};
 use crate::host::{CallState, HostTrap, HOST_MODULE};
 use crate::CacheOutcome;
 use crate::{ExecutionMode, Limits, PluginConfig, RuntimeError, TrapCode, Value};
@@ -61,9 +61,27 @@ struct SharedModule(Arc<sys::Module>);
 // contexts are not tied to the thread that created them.
 unsafe impl Send for SharedModule {}
 
+/// WasmEdge's pipeline for one plugin: load and validate `request.bytes`,
+/// or their AOT-compiled form from `cache_dir`.
+pub(crate) fn compile(
+    request: &CompileRequest<'_>,
+    cache_dir: Option<&Path>,
+) -> Result<(Compiled, CacheOutcome), RuntimeError> {
+    let CompileRequest {
+        bytes,
+        digest,
+        functions,
+        config,
+    } = *request;
+    if config.preinitialize {
+        return Err(unsupported("pre-initialisation"));
+    }
+    Compiled::new(bytes, digest, functions, config, cache_dir)
+}
+
 impl Compiled {
     /// Loads and validates `bytes` (or their AOT-compiled form) for WasmEdge.
-    pub fn new(
+    fn new(
         bytes: &[u8],
         digest: &str,
         functions: &[&str],

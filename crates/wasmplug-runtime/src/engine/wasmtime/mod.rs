@@ -10,11 +10,13 @@
 //! work, or move it elsewhere between slices; the call still ends with
 //! [`RuntimeError::Timeout`] after as many ticks as a synchronous one.
 
-pub(crate) mod cache;
+mod cache;
 mod capture;
-pub(crate) mod preinit;
+mod preinit;
+pub mod typed;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -27,20 +29,20 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use self::capture::Capture;
-use super::{CompiledBackend, InstanceBackend};
+use super::{CompileRequest, CompiledBackend, InstanceBackend};
 use crate::host::{CallState, HostTrap, HOST_MODULE};
 use crate::{Frame, Limits, OutputStream, RuntimeConfig, RuntimeError, TrapCode, Value, WasiGrants};
 
 /// What distinguishes one wasmtime engine configuration from another: fuel
 /// metering and the wasm stack size are engine-wide settings in wasmtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct EngineKey {
-    pub fuel: bool,
-    pub max_stack_bytes: usize,
+struct EngineKey {
+    fuel: bool,
+    max_stack_bytes: usize,
 }
 
 impl EngineKey {
-    pub fn for_limits(limits: &Limits) -> Self {
+    fn for_limits(limits: &Limits) -> Self {
         EngineKey {
             fuel: limits.fuel.is_some(),
             max_stack_bytes: limits.max_stack_bytes,
@@ -49,7 +51,7 @@ impl EngineKey {
 }
 
 /// Builds an engine with the pooling allocator and epoch interruption.
-pub(crate) fn new_engine(runtime: &RuntimeConfig, key: EngineKey) -> Result<Engine, RuntimeError> {
+fn new_engine(runtime: &RuntimeConfig, key: EngineKey) -> Result<Engine, RuntimeError> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_core_instances(runtime.pool_instances)
         .total_memories(runtime.pool_instances)
@@ -103,36 +105,94 @@ fn pagemap_scan_available() -> bool {
 /// (WASI among them) called from wasm.
 const ASYNC_HOST_STACK_BYTES: usize = 1 << 20;
 
-/// wasmtime's whole pipeline for one plugin: pre-initialise (when the
-/// manifest asks), then load the compiled module from `cache` by digest or
-/// compile it (and store it), then link it for calls.
-pub(crate) fn compile(
-    engine: &Engine,
-    cache: Option<&cache::Cache>,
-    bytes: &[u8],
-    digest: &str,
-    functions: &[&str],
-    config: &crate::PluginConfig,
-    runtime: &RuntimeConfig,
-) -> Result<(Compiled, crate::CacheOutcome), RuntimeError> {
-    let preinitialized;
-    let (bytes, digest) = if config.preinitialize {
-        preinitialized = preinit::preinitialize(engine, bytes, config, runtime)?;
-        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&preinitialized));
-        (preinitialized.as_slice(), digest)
-    } else {
-        (bytes, digest.to_owned())
-    };
-    let (module, outcome) = match cache {
-        Some(cache) => cache.load_or_compile(engine, bytes, &digest)?,
-        None => (compile_module(engine, bytes)?, crate::CacheOutcome::Disabled),
-    };
-    let compiled = Compiled::new(engine, &module, functions, &config.limits, &config.wasi, runtime)?;
-    Ok((compiled, outcome))
+/// wasmtime's engines, one per [`EngineKey`] that manifests ask for, and
+/// its on-disk module cache.
+///
+/// Fuel metering and the wasm stack size are fixed per `Engine` in wasmtime
+/// (`Config::consume_fuel`, `Config::max_wasm_stack`), so two plugins with
+/// different settings cannot share one; every engine has its own instance
+/// pool (see ARCHITECTURE.md for what each extra engine costs).
+pub(crate) struct Engines {
+    runtime: RuntimeConfig,
+    engines: Mutex<HashMap<EngineKey, Engine>>,
+    cache: Option<cache::Cache>,
+}
+
+impl Engines {
+    pub fn new(runtime: &RuntimeConfig) -> Result<Engines, RuntimeError> {
+        Ok(Engines {
+            runtime: runtime.clone(),
+            engines: Mutex::new(HashMap::new()),
+            cache: runtime.cache_dir.as_deref().map(cache::Cache::new).transpose()?,
+        })
+    }
+
+    /// wasmtime's whole pipeline for one plugin: pre-initialise (when the
+    /// manifest asks), then load the compiled module from the cache by
+    /// digest or compile it (and store it), then link it for calls.
+    pub fn compile(&self, request: &CompileRequest<'_>) -> Result<(Compiled, crate::CacheOutcome), RuntimeError> {
+        let config = request.config;
+        let engine = self.engine(EngineKey::for_limits(&config.limits))?;
+        let preinitialized;
+        let (bytes, digest) = if config.preinitialize {
+            preinitialized = preinit::preinitialize(&engine, request.bytes, config, &self.runtime)?;
+            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&preinitialized));
+            (preinitialized.as_slice(), digest)
+        } else {
+            (request.bytes, request.digest.to_owned())
+        };
+        let (module, outcome) = match &self.cache {
+            Some(cache) => cache.load_or_compile(&engine, bytes, &digest)?,
+            None => (compile_module(&engine, bytes)?, crate::CacheOutcome::Disabled),
+        };
+        let compiled = Compiled::new(
+            &engine,
+            &module,
+            request.functions,
+            &config.limits,
+            &config.wasi,
+            &self.runtime,
+        )?;
+        Ok((compiled, outcome))
+    }
+
+    /// Advances every engine's epoch: a store's deadline is a number of
+    /// ticks.
+    pub fn tick(&self) {
+        for engine in self.lock().values() {
+            engine.increment_epoch();
+        }
+    }
+
+    fn engine(&self, key: EngineKey) -> Result<Engine, RuntimeError> {
+        let mut engines = self.lock();
+        if let Some(engine) = engines.get(&key) {
+            return Ok(engine.clone());
+        }
+        if engines.len() >= self.runtime.max_engines {
+            return Err(RuntimeError::Unsupported {
+                engine: "wasmtime",
+                feature: format!(
+                    "more than {} distinct (fuel, stack size) settings in one runtime \
+                     (RuntimeConfig::max_engines); this plugin asks for fuel {}, stack {} bytes",
+                    self.runtime.max_engines,
+                    if key.fuel { "on" } else { "off" },
+                    key.max_stack_bytes
+                ),
+            });
+        }
+        let engine = new_engine(&self.runtime, key)?;
+        engines.insert(key, engine.clone());
+        Ok(engine)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<EngineKey, Engine>> {
+        self.engines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Compiles (or deserializes) a module for `engine`.
-pub(crate) fn compile_module(engine: &Engine, bytes: &[u8]) -> Result<Module, RuntimeError> {
+fn compile_module(engine: &Engine, bytes: &[u8]) -> Result<Module, RuntimeError> {
     Module::new(engine, bytes).map_err(|error| RuntimeError::Compile {
         message: first_line(&error),
     })
@@ -261,10 +321,20 @@ impl Compiled {
             Err(error) => Err(classify(error, store.data(), &self.shared, true)),
         }
     }
+}
+
+impl CompiledBackend for Compiled {
+    type Instance = Instance;
+
+    /// Async calls run on a fiber and yield at every epoch tick (see the
+    /// module documentation).
+    fn yields(&self) -> bool {
+        true
+    }
 
     /// Like [`CompiledBackend::instantiate`], as a future that yields at
     /// every epoch tick while `_initialize` runs.
-    pub async fn instantiate_async(&self, state: CallState) -> Result<Instance, RuntimeError> {
+    async fn instantiate_async(&self, state: CallState) -> Result<Instance, RuntimeError> {
         let shared = &self.shared;
         let mut store = self.new_store(state, true)?;
         let pre = shared.pre_async.as_ref().unwrap_or(&shared.pre);
@@ -276,10 +346,6 @@ impl Compiled {
         }
         Ok(instance)
     }
-}
-
-impl CompiledBackend for Compiled {
-    type Instance = Instance;
 
     fn instantiate(&self, state: CallState) -> Result<Instance, RuntimeError> {
         let shared = &self.shared;
@@ -348,13 +414,6 @@ impl Instance {
         func.typed::<(), ()>(&self.store).ok()
     }
 
-    /// Whether this instance can serve an async call (`asynchronous`) or a
-    /// synchronous one: only WASI plugins' instances are tied to one kind,
-    /// by the WASI host functions they were linked with.
-    pub fn can_serve(&self, asynchronous: bool) -> bool {
-        !self.shared.uses_wasi || self.store.data().async_host == asynchronous
-    }
-
     /// The wasmtime function behind export number `function`, for typed calls.
     pub fn func(&mut self, function: usize) -> Option<wasmtime::Func> {
         match self
@@ -418,11 +477,6 @@ impl Instance {
 }
 
 impl Instance {
-    /// Resets the call state and arms the limits for an async call.
-    pub fn begin_call_async(&mut self, input: Bytes) {
-        self.begin(input, true);
-    }
-
     fn begin(&mut self, input: Bytes, asynchronous: bool) {
         let state = self.store.data_mut();
         state.call.start_call(input);
@@ -431,22 +485,6 @@ impl Instance {
             stdio.start_call();
         }
         arm_store(&mut self.store, &self.shared, asynchronous);
-    }
-
-    /// Like [`InstanceBackend::call`], as a future that yields at every
-    /// epoch tick (see the module documentation).
-    pub async fn call_async(
-        &mut self,
-        function: usize,
-        args: &[Value],
-        results: &mut Vec<Value>,
-    ) -> Result<(), RuntimeError> {
-        let func = self.prepare(function, args)?;
-        let (params, outs) = self.values.split_at_mut(args.len());
-        if let Err(error) = func.call_async(&mut self.store, params, outs).await {
-            return Err(classify(error, self.store.data(), &self.shared, false));
-        }
-        read_results(outs, results)
     }
 
     /// The function, with its arguments as wasmtime values in `values`
@@ -516,6 +554,34 @@ impl InstanceBackend for Instance {
         let budget = self.shared.limits.fuel?;
         let left = self.store.get_fuel().ok()?;
         Some(budget.saturating_sub(left))
+    }
+
+    /// Whether this instance can serve an async call (`asynchronous`) or a
+    /// synchronous one: only WASI plugins' instances are tied to one kind,
+    /// by the WASI host functions they were linked with.
+    fn can_serve(&self, asynchronous: bool) -> bool {
+        !self.shared.uses_wasi || self.store.data().async_host == asynchronous
+    }
+
+    /// Resets the call state and arms the limits for an async call.
+    fn begin_call_async(&mut self, input: Bytes) {
+        self.begin(input, true);
+    }
+
+    /// Like [`InstanceBackend::call`], as a future that yields at every
+    /// epoch tick (see the module documentation).
+    async fn call_async(
+        &mut self,
+        function: usize,
+        args: &[Value],
+        results: &mut Vec<Value>,
+    ) -> Result<(), RuntimeError> {
+        let func = self.prepare(function, args)?;
+        let (params, outs) = self.values.split_at_mut(args.len());
+        if let Err(error) = func.call_async(&mut self.store, params, outs).await {
+            return Err(classify(error, self.store.data(), &self.shared, false));
+        }
+        read_results(outs, results)
     }
 }
 

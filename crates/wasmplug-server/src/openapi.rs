@@ -116,12 +116,25 @@ fn schemas() -> Value {
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "required": ["name", "digest", "functions"],
+                        "required": ["name", "digest", "functions", "last_error", "size_bytes", "engine", "stateless", "signature"],
+                        "description": "A plugin; the fields about its active version are null when no version loaded.",
                         "properties": {
                             "name": { "type": "string" },
-                            "digest": nullable_string,
+                            "digest": { "type": ["string", "null"], "description": "SHA-256 of the active module." },
                             "functions": { "type": "array", "items": { "$ref": "#/components/schemas/Function" } },
-                            "last_error": nullable_string,
+                            "last_error": {
+                                "type": ["string", "null"],
+                                "description": "Why the latest version failed to load; an older version may still serve (`digest`).",
+                            },
+                            "size_bytes": { "type": ["integer", "null"], "minimum": 0, "description": "Size of the active module." },
+                            "engine": { "type": ["string", "null"], "examples": ["wasmtime (cranelift)"] },
+                            "stateless": {
+                                "type": ["boolean", "null"],
+                                "description": "No call can change an instance of the module (see `wasmplug inspect`).",
+                            },
+                            "signature": {
+                                "oneOf": [{ "$ref": "#/components/schemas/Signature" }, { "type": "null" }],
+                            },
                         },
                     },
                 },
@@ -184,11 +197,16 @@ fn schemas() -> Value {
         },
         "Version": {
             "type": "object",
-            "required": ["digest", "manifest_digest", "manifest"],
+            "required": ["digest", "manifest_digest", "manifest", "activated"],
             "properties": {
                 "digest": { "type": "string", "description": "SHA-256 of the module." },
                 "manifest_digest": nullable_string,
                 "manifest": nullable_string,
+                "activated": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "When the version last became active; null for versions recorded before the registry kept times.",
+                },
             },
         },
         "Uploaded": {

@@ -29,6 +29,9 @@ use crate::AppState;
 /// The service's router over `state`.
 pub fn app(state: AppState) -> Router {
     Router::new()
+        .route("/", get(crate::console::index))
+        .route("/ui/", get(crate::console::index))
+        .route("/ui/{file}", get(crate::console::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::render))

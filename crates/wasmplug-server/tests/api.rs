@@ -441,10 +441,13 @@ async fn openapi_lists_every_route() {
     let (state, _dir) = service(&["process"], None);
     let document = request(&state, Method::GET, "/openapi.json", None, "").await.json();
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 10);
+    assert_eq!(paths.len(), 12);
     for (path, operations) in paths {
         for method in operations.as_object().unwrap().keys() {
-            let uri = path.replace("{name}", "process").replace("{function}", "process");
+            let uri = path
+                .replace("{name}", "process")
+                .replace("{function}", "process")
+                .replace("{file}", "app.js");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let answer = request(&state, method.clone(), &uri, None, "").await;
             assert_ne!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");

@@ -40,6 +40,32 @@ pub fn ensure_nats_server() -> anyhow::Result<PathBuf> {
     nats::nats_server()
 }
 
+/// `chromium` and `chromedriver` (the console's browser test), installed
+/// with apt-get when either is missing and this machine allows it (root on
+/// Debian, and `WASMPLUG_NO_INSTALL` is not `1`).
+pub fn ensure_browser() -> anyhow::Result<()> {
+    use wasmplug_test_support::browser;
+    if browser::find_browser().is_some() {
+        return Ok(());
+    }
+    let may_install = std::env::var_os("WASMPLUG_NO_INSTALL").is_none_or(|value| value != "1")
+        && wasmplug_build::toolchain::can_install_packages();
+    if !may_install {
+        bail!("{}", browser::missing().unwrap_or_default());
+    }
+    eprintln!("xtask: installing chromium and chromium-driver");
+    wasmplug_build::toolchain::apt_install(&["chromium", "chromium-driver"]).with_context(|| {
+        format!(
+            "cannot install chromium; run by hand:\n    {}",
+            browser::BROWSER_INSTALL_COMMAND
+        )
+    })?;
+    match browser::missing() {
+        Some(reason) => bail!("{reason}"),
+        None => Ok(()),
+    }
+}
+
 /// The toolchain, `wasm-objdump` included, installed when missing if this
 /// machine allows it (root on Debian; see `wasmplug_build::toolchain`).
 pub fn ensure_toolchain() -> anyhow::Result<Toolchain> {

@@ -45,8 +45,9 @@ commands:
     api-fuzz [--cases N]     property-based run of the HTTP API from
                              /openapi.json with schemathesis (installed into
                              target/schemathesis-venv); fails on any 5xx
-    ci                       everything CI checks: toolchain (installed if
-                             missing), formatting, clippy, every test, a
+    ci                       everything CI checks: toolchain, nats-server and
+                             chromium (installed if missing), formatting,
+                             clippy, every test (the console's in chromium), a
                              30-second soak, the WasmEdge backend's compile
                              check
     help                     print this message
@@ -188,8 +189,13 @@ fn ci(sh: &Shell) -> anyhow::Result<()> {
     ensure_wasmsign2(sh).context("installing the wasmsign2 CLI (the signature interoperation test)")?;
     // The replicas' tests start nats-server; tests install nothing.
     xtask::ensure_nats_server().context("installing nats-server (the replicas' tests)")?;
+    // The console's browser test drives chromium through chromedriver.
+    xtask::ensure_browser().context("installing chromium and chromedriver (the console's browser test)")?;
     {
         let _insta = sh.push_env("INSTA_UPDATE", "no");
+        // Installed just above: here a missing browser fails its test
+        // rather than skipping it.
+        let _browser = sh.push_env("WASMPLUG_REQUIRE_BROWSER", "1");
         let _backtrace = sh.push_env("RUST_BACKTRACE", "1");
         cmd!(sh, "cargo test --workspace").run()?;
     }

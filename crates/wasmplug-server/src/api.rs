@@ -29,6 +29,9 @@ use crate::AppState;
 /// The service's router over `state`.
 pub fn app(state: AppState) -> Router {
     Router::new()
+        .route("/", get(crate::console::index))
+        .route("/ui/", get(crate::console::index))
+        .route("/ui/{file}", get(crate::console::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::render))
@@ -131,8 +134,22 @@ async fn list_plugins(State(state): State<AppState>, headers: HeaderMap) -> Resu
                 "name": name,
                 "digest": active.plugin.digest(),
                 "functions": functions(&active.plugin),
+                "last_error": slot.last_error(),
+                "size_bytes": active.plugin.size_bytes(),
+                "engine": active.plugin.engine_description(),
+                "stateless": active.plugin.is_stateless(),
+                "signature": &active.signature,
             }),
-            None => json!({ "name": name, "digest": null, "functions": [], "last_error": slot.last_error() }),
+            None => json!({
+                "name": name,
+                "digest": null,
+                "functions": [],
+                "last_error": slot.last_error(),
+                "size_bytes": null,
+                "engine": null,
+                "stateless": null,
+                "signature": null,
+            }),
         })
         .collect();
     Ok(Json(json!({ "plugins": plugins })))
@@ -157,7 +174,12 @@ async fn describe_plugin(
         .map_err(internal)?
         .into_iter()
         .map(|version| {
-            json!({ "digest": version.id.module, "manifest_digest": version.id.manifest, "manifest": version.manifest })
+            json!({
+                "digest": version.id.module,
+                "manifest_digest": version.id.manifest,
+                "manifest": version.manifest,
+                "activated": version.activated,
+            })
         })
         .collect();
     let tag = active.as_ref().map(|active| active.id.tag());

@@ -9,6 +9,7 @@
 //!
 //! | route | does |
 //! |---|---|
+//! | `GET /`, `GET /ui/{file}` | the operator's console: embedded HTML, CSS and ES modules over this API (same-origin only, by its Content-Security-Policy) |
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness once the initial load finished (`degraded: …` while a replica is behind its registry) |
 //! | `GET /metrics` | Prometheus text: calls, errors by code, latency, fuel, in-flight |
 //! | `GET /openapi.json` | this API, as OpenAPI 3.1 |
@@ -33,6 +34,7 @@ use wasmplug_trust::signing::TrustedKeys;
 use wasmplug_trust::tokens::Tokens;
 
 mod api;
+mod console;
 mod error;
 mod lanes;
 mod metrics;
@@ -42,6 +44,7 @@ mod registry;
 mod watch;
 
 pub use api::app;
+pub use console::CONTENT_SECURITY_POLICY;
 pub use error::ApiError;
 pub use lanes::{Call, Lanes, BACKGROUND_NICE};
 pub use policy::{admin_only, AllowedDir, LoadPolicy, Signature};

@@ -8,6 +8,13 @@ use serde_json::{json, Map, Value};
 /// Every route: method, path, summary, whether it needs a token (the
 /// role each needs is in its summary), its request body and its responses.
 pub const ROUTES: &[(&str, &str, &str, bool)] = &[
+    (
+        "get",
+        "/",
+        "The operator's console: an HTML page over this API (also at `/ui/`), its files embedded in the service.",
+        false,
+    ),
+    ("get", "/ui/{file}", "One of the console's files (CSS, ES modules).", false),
     ("get", "/healthz", "Liveness: answers `ok`.", false),
     (
         "get",
@@ -116,12 +123,25 @@ fn schemas() -> Value {
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "required": ["name", "digest", "functions"],
+                        "required": ["name", "digest", "functions", "last_error", "size_bytes", "engine", "stateless", "signature"],
+                        "description": "A plugin; the fields about its active version are null when no version loaded.",
                         "properties": {
                             "name": { "type": "string" },
-                            "digest": nullable_string,
+                            "digest": { "type": ["string", "null"], "description": "SHA-256 of the active module." },
                             "functions": { "type": "array", "items": { "$ref": "#/components/schemas/Function" } },
-                            "last_error": nullable_string,
+                            "last_error": {
+                                "type": ["string", "null"],
+                                "description": "Why the latest version failed to load; an older version may still serve (`digest`).",
+                            },
+                            "size_bytes": { "type": ["integer", "null"], "minimum": 0, "description": "Size of the active module." },
+                            "engine": { "type": ["string", "null"], "examples": ["wasmtime (cranelift)"] },
+                            "stateless": {
+                                "type": ["boolean", "null"],
+                                "description": "No call can change an instance of the module (see `wasmplug inspect`).",
+                            },
+                            "signature": {
+                                "oneOf": [{ "$ref": "#/components/schemas/Signature" }, { "type": "null" }],
+                            },
                         },
                     },
                 },
@@ -184,11 +204,16 @@ fn schemas() -> Value {
         },
         "Version": {
             "type": "object",
-            "required": ["digest", "manifest_digest", "manifest"],
+            "required": ["digest", "manifest_digest", "manifest", "activated"],
             "properties": {
                 "digest": { "type": "string", "description": "SHA-256 of the module." },
                 "manifest_digest": nullable_string,
                 "manifest": nullable_string,
+                "activated": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "When the version last became active; null for versions recorded before the registry kept times.",
+                },
             },
         },
         "Uploaded": {
@@ -259,11 +284,17 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
     let is_call = method == "post" && path.ends_with("/call/{function}");
     let is_invoke = method == "post" && path.ends_with("/invoke/{function}");
     let mut parameters = Vec::new();
-    for name in ["name", "function"] {
+    for name in ["name", "function", "file"] {
         if !path.contains(&format!("{{{name}}}")) {
             continue;
         }
-        let mut parameter = if name == "name" {
+        let mut parameter = if name == "file" {
+            json!({
+                "name": name, "in": "path", "required": true,
+                "description": "A file of the console.",
+                "schema": { "type": "string" }, "example": "app.js",
+            })
+        } else if name == "name" {
             json!({
                 "name": name, "in": "path", "required": true,
                 "description": "A plugin name: 1 to 64 of a-z, 0-9, `_` and `-`, starting with a letter or digit.",
@@ -317,6 +348,26 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                 Some(json!({ "text/plain": { "schema": { "type": "string" } } })),
             );
             errors = &[];
+        }
+        ("get", "/") => {
+            ok(
+                "200",
+                "The console's page, with a Content-Security-Policy that keeps it on this origin",
+                Some(json!({ "text/html": { "schema": { "type": "string" } } })),
+            );
+            errors = &[];
+        }
+        ("get", "/ui/{file}") => {
+            ok(
+                "200",
+                "The file",
+                Some(json!({
+                    "text/javascript": { "schema": { "type": "string" } },
+                    "text/css": { "schema": { "type": "string" } },
+                    "text/html": { "schema": { "type": "string" } },
+                })),
+            );
+            errors = &["404"];
         }
         ("get", "/openapi.json") => {
             ok(
@@ -468,6 +519,7 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
                 "description": "Bad request (plain text when the URL itself cannot be parsed)",
                 "content": { "application/problem+json": problem()["application/problem+json"], "text/plain": text()["text/plain"] },
             }),
+            "404" if path.starts_with("/ui/") => json!({ "description": "No such file", "content": problem() }),
             "404" => json!({ "description": "No such plugin or function", "content": problem() }),
             "408" => json!({ "description": "The body did not arrive within the body timeout", "content": problem() }),
             "409" => json!({
@@ -516,6 +568,8 @@ fn operation(method: &str, path: &str, summary: &str, admin: bool) -> Value {
 
 fn operation_id(method: &str, path: &str) -> &'static str {
     match (method, path) {
+        ("get", "/") => "console",
+        ("get", "/ui/{file}") => "consoleFile",
         ("get", "/healthz") => "healthz",
         ("get", "/readyz") => "readyz",
         ("get", "/metrics") => "metrics",

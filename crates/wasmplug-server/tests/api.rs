@@ -67,6 +67,12 @@ async fn response_shapes() {
     settings.add_redaction(".**.digest", "[digest]");
     settings.add_redaction(".active_digest", "[digest]");
     settings.add_redaction(".report", "[report]");
+    settings.add_redaction(".versions[].activated", "[time]");
+    // Sizes change with the compiler, as digests do; a missing one stays null.
+    settings.add_dynamic_redaction(".plugins[].size_bytes", |value, _| match value.is_nil() {
+        true => value,
+        false => "[size]".into(),
+    });
     let _guard = settings.bind_to_scope();
 
     let list = request(&state, Method::GET, "/v1/plugins", None, "").await;
@@ -307,6 +313,26 @@ async fn upload_replace_rollback_delete() {
         std::fs::read(dir.path().join("versioned.wasm")).unwrap(),
         version_module(2)
     );
+    // Each version says when it last became active: the history is in
+    // that order, the one rolled back to last.
+    let described = request(&state, Method::GET, "/v1/plugins/versioned", None, "")
+        .await
+        .json();
+    let times: Vec<&str> = described["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|version| version["activated"].as_str().expect("a time"))
+        .collect();
+    assert_eq!(times.len(), 2);
+    assert!(
+        times
+            .iter()
+            .all(|time| time.len() == "2026-01-01T00:00:00Z".len() && time.ends_with('Z')),
+        "{times:?}"
+    );
+    assert!(times[0] <= times[1], "{times:?}");
+    assert_eq!(described["versions"][1]["digest"], serde_json::json!(newest));
     let manifest = "/v1/plugins/versioned?manifest=%5Blimits%5D%0Acall_timeout_ms%20%3D%20250";
     assert_eq!(
         request(&state, Method::PUT, manifest, Some(TOKEN), version_module(3))
@@ -415,10 +441,13 @@ async fn openapi_lists_every_route() {
     let (state, _dir) = service(&["process"], None);
     let document = request(&state, Method::GET, "/openapi.json", None, "").await.json();
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 10);
+    assert_eq!(paths.len(), 12);
     for (path, operations) in paths {
         for method in operations.as_object().unwrap().keys() {
-            let uri = path.replace("{name}", "process").replace("{function}", "process");
+            let uri = path
+                .replace("{name}", "process")
+                .replace("{function}", "process")
+                .replace("{file}", "app.js");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let answer = request(&state, method.clone(), &uri, None, "").await;
             assert_ne!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");

@@ -8,11 +8,14 @@
 //! - [`http`]: a blocking HTTP/1.1 client, one request per connection;
 //! - [`service`]: the real `wasmplug serve` as a child process, and its
 //!   resident memory;
-//! - [`nats`]: `nats-server` processes on loopback, one or a cluster.
+//! - [`nats`]: `nats-server` processes on loopback, one or a cluster;
+//! - [`browser`]: headless chromium under chromedriver, through a small
+//!   WebDriver client.
 //!
 //! No build script: xtask, which installs the toolchain, depends on this
 //! crate, so it must compile on a machine that has none yet.
 
+pub mod browser;
 pub mod http;
 pub mod nats;
 pub mod service;

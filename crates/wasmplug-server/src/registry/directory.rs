@@ -184,13 +184,19 @@ impl DirectoryRegistry {
     }
 
     fn history(&self, name: &str) -> Vec<VersionId> {
+        self.timed_history(name).into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// The history with the time each version last became active: a
+    /// version used again counts from its latest line.
+    fn timed_history(&self, name: &str) -> Vec<(VersionId, Option<String>)> {
         let Ok(text) = std::fs::read_to_string(self.versions_dir(name).join("history")) else {
             return Vec::new();
         };
-        let mut seen: Vec<VersionId> = Vec::new();
-        for version in text.lines().filter_map(from_line) {
-            seen.retain(|known| *known != version);
-            seen.push(version);
+        let mut seen: Vec<(VersionId, Option<String>)> = Vec::new();
+        for (version, time) in text.lines().filter_map(from_line) {
+            seen.retain(|(known, _)| *known != version);
+            seen.push((version, time));
         }
         seen
     }
@@ -254,7 +260,7 @@ impl DirectoryRegistry {
                 .create(true)
                 .append(true)
                 .open(dir.join("history"))?;
-            writeln!(history, "{}", to_line(&version.id))?;
+            writeln!(history, "{}", to_line(&version.id, super::now_rfc3339().as_deref()))?;
             history.sync_all()?;
         }
         Ok(())
@@ -321,14 +327,15 @@ impl Registry for DirectoryRegistry {
     }
 
     fn versions(&self, name: &str) -> Vec<StoredVersion> {
-        self.history(name)
+        self.timed_history(name)
             .into_iter()
-            .map(|id| StoredVersion {
+            .map(|(id, activated)| StoredVersion {
                 manifest: id
                     .manifest
                     .as_deref()
                     .and_then(|digest| self.stored_manifest(name, digest)),
                 id,
+                activated,
             })
             .collect()
     }
@@ -338,19 +345,26 @@ impl Registry for DirectoryRegistry {
     }
 }
 
-/// The line a version takes in a history file: `<module> <manifest>`, `-`
-/// for no manifest.
-fn to_line(version: &VersionId) -> String {
-    format!("{} {}", version.module, version.manifest.as_deref().unwrap_or("-"))
+/// The line a version takes in a history file: `<module> <manifest>
+/// <time>`, `-` for no manifest, the time when it became active (RFC 3339).
+fn to_line(version: &VersionId, time: Option<&str>) -> String {
+    let manifest = version.manifest.as_deref().unwrap_or("-");
+    match time {
+        Some(time) => format!("{} {manifest} {time}", version.module),
+        None => format!("{} {manifest}", version.module),
+    }
 }
 
 /// A history line; one holding only a module digest (written before
-/// versions had manifests) reads as a version without one.
-fn from_line(line: &str) -> Option<VersionId> {
+/// versions had manifests) reads as a version without one, and one without
+/// a time (written before versions had times) as a version whose time is
+/// unknown.
+fn from_line(line: &str) -> Option<(VersionId, Option<String>)> {
     let mut words = line.split_whitespace();
     let module = words.next()?.to_owned();
     let manifest = words.next().filter(|word| *word != "-").map(str::to_owned);
-    Some(VersionId { module, manifest })
+    let time = words.next().map(str::to_owned);
+    Some((VersionId { module, manifest }, time))
 }
 
 fn remove_if_present(path: &Path) -> std::io::Result<()> {

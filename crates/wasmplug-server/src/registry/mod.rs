@@ -190,6 +190,9 @@ pub struct StoredVersion {
     pub id: VersionId,
     /// The manifest's text, when the version has one and it is readable.
     pub manifest: Option<String>,
+    /// When the version last became active (RFC 3339, UTC); `None` for a
+    /// version recorded before the registry kept times.
+    pub activated: Option<String>,
 }
 
 /// The version that serves a plugin's calls.
@@ -448,6 +451,13 @@ fn write_atomically(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Resul
         std::fs::File::open(parent)?.sync_all()?;
     }
     Ok(())
+}
+
+/// Now, as the registry records when a version became active: RFC 3339 in
+/// UTC, to the second.
+fn now_rfc3339() -> Option<String> {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).ok()?;
+    now.format(&time::format_description::well_known::Rfc3339).ok()
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -156,6 +156,10 @@ pub struct RecordVersion {
     /// The manifest's text, if the version has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
+    /// When the version last became active (RFC 3339, UTC); absent in
+    /// records written before the registry kept times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated: Option<String>,
 }
 
 impl RecordVersion {
@@ -169,8 +173,13 @@ impl RecordVersion {
 }
 
 impl PluginRecord {
-    fn activate(&mut self, version: RecordVersion) {
-        self.history.retain(|known| *known != version);
+    /// Makes `version` the active one, now, and moves it to the end of the
+    /// history (a version is its module and manifest, whenever it was
+    /// active before).
+    fn activate(&mut self, mut version: RecordVersion) {
+        version.activated = super::now_rfc3339();
+        self.history
+            .retain(|known| (&known.module, &known.manifest) != (&version.module, &version.manifest));
         self.history.push(version.clone());
         if self.history.len() > MAX_HISTORY {
             self.history.drain(..self.history.len() - MAX_HISTORY);
@@ -185,6 +194,7 @@ impl PluginRecord {
             .map(|version| StoredVersion {
                 id: version.id(),
                 manifest: version.manifest.clone(),
+                activated: version.activated.clone(),
             })
             .collect()
     }
@@ -448,6 +458,7 @@ impl JetStream {
         record.activate(RecordVersion {
             module: version.id.module.clone(),
             manifest,
+            activated: None,
         });
         let revision = self.write(name, &record, revision).await?;
         Ok(Published {
@@ -1153,6 +1164,7 @@ mod tests {
         RecordVersion {
             module: module.into(),
             manifest: manifest.map(str::to_owned),
+            activated: None,
         }
     }
 
@@ -1162,8 +1174,20 @@ mod tests {
         record.activate(version("a", None));
         record.activate(version("b", Some("x = 1")));
         record.activate(version("a", None));
-        assert_eq!(record.history, vec![version("b", Some("x = 1")), version("a", None)]);
-        assert_eq!(record.active, Some(version("a", None)));
+        let ids = |versions: &[RecordVersion]| versions.iter().map(RecordVersion::id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&record.history),
+            ids(&[version("b", Some("x = 1")), version("a", None)])
+        );
+        assert_eq!(
+            record.active.as_ref().map(RecordVersion::id),
+            Some(version("a", None).id())
+        );
+        assert!(
+            record.history.iter().all(|version| version.activated.is_some()),
+            "every activated version has its time: {:?}",
+            record.history
+        );
     }
 
     #[test]

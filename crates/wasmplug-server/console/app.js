@@ -27,11 +27,21 @@ let current = null;
 let timer = null;
 let polling = null;
 
+// A malformed escape in the address (`#/plugins/%`) names no plugin: it
+// must not stop the console from starting.
+function decodePart(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
 function route() {
   const hash = location.hash.replace(/^#/, '');
   const [path, query = ''] = hash.split('?');
   const params = new URLSearchParams(query);
-  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = path.split('/').filter(Boolean).map(decodePart);
   if (parts[0] === 'plugins' && parts[1]) return { nav: 'plugins', make: () => pluginView(context, parts[1]) };
   if (parts[0] === 'changes') return { nav: 'changes', make: () => changesView(context, params.get('plugin') ?? '') };
   if (parts[0] === 'audit') return { nav: 'audit', make: () => auditView(context) };

@@ -19,7 +19,7 @@ use crate::error::ApiError;
 /// blank favicon), no plugins, no framing, no `<base>` tricks, forms posting
 /// nowhere else.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
-     script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
 /// The console's files: name under `/ui/`, media type, contents.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use wasmplug_runtime::{Limits, Plugin, PluginConfig, Runtime, RuntimeConfig, RuntimeError};
+use wasmplug_runtime::{EngineKind, Limits, Plugin, PluginConfig, Runtime, RuntimeConfig, RuntimeError};
 
 /// The path of the compiled plugin `name` (`target/plugins/<name>.wasm`),
 /// built by `wasmplug-test-support` on first use.
@@ -59,6 +59,41 @@ pub fn endless_loop(timeout: Duration) -> Plugin {
         }),
     )
     .unwrap()
+}
+
+/// The engines to run an engine-neutral test on: wasmtime, and WasmEdge
+/// when the `wasmedge` feature is on and libwasmedge is found; a skipped
+/// engine is said on stderr, with why.
+pub fn engines() -> Vec<EngineKind> {
+    let mut engines = vec![EngineKind::Wasmtime];
+    match wasmedge_available() {
+        Ok(()) => engines.push(EngineKind::WasmEdge),
+        Err(reason) => eprintln!("skipped the WasmEdge half: {reason}"),
+    }
+    engines
+}
+
+#[cfg(feature = "wasmedge")]
+fn wasmedge_available() -> Result<(), String> {
+    let mut places: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = std::env::var_os("WASMEDGE_DIR") {
+        places.push(std::path::Path::new(&dir).join("lib"));
+        places.push(std::path::Path::new(&dir).join("lib64"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        places.push(std::path::Path::new(&home).join(".wasmedge/lib"));
+    }
+    places.extend(["/usr/local/lib", "/usr/lib", "/usr/lib/x86_64-linux-gnu"].map(Into::into));
+    places
+        .iter()
+        .any(|dir| dir.join("libwasmedge.so").exists() || dir.join("libwasmedge.so.0").exists())
+        .then_some(())
+        .ok_or_else(|| "libwasmedge not found (set WASMEDGE_DIR)".to_owned())
+}
+
+#[cfg(not(feature = "wasmedge"))]
+fn wasmedge_available() -> Result<(), String> {
+    Err("built without the `wasmedge` feature (cargo test -p wasmplug-tests --features wasmedge)".into())
 }
 
 /// Loads plugin `name` with `config`.

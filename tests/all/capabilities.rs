@@ -1,8 +1,9 @@
 //! A WASI plugin sees nothing of the host unless its configuration grants it:
-//! no files, no environment, no network; clocks and random work.
+//! no files, no environment, no network; clocks and random work. Every case
+//! runs on every engine compiled in.
 
-use wasmplug_runtime::{DirGrant, PluginConfig, Value, WasiGrants};
-use wasmplug_tests::load_with;
+use wasmplug_runtime::{DirGrant, EngineKind, PluginConfig, Value, WasiGrants};
+use wasmplug_tests::{engines, load_with};
 
 fn probe(config: &PluginConfig, function: &str) -> i32 {
     let plugin = load_with("wasi_probe", config).unwrap();
@@ -14,8 +15,21 @@ fn probe(config: &PluginConfig, function: &str) -> i32 {
 
 #[test]
 fn nothing_is_granted_by_default() {
-    let config = PluginConfig::default();
-    assert_ne!(probe(&config, "read_file"), 0, "read a host file without a grant");
+    for engine in engines() {
+        nothing_is_granted_by_default_on(engine);
+    }
+}
+
+fn nothing_is_granted_by_default_on(engine: EngineKind) {
+    let config = PluginConfig {
+        engine,
+        ..PluginConfig::default()
+    };
+    assert_ne!(
+        probe(&config, "read_file"),
+        0,
+        "{engine:?} read a host file without a grant"
+    );
     assert_ne!(probe(&config, "write_file"), 0, "wrote a host file without a grant");
     assert!(!std::path::Path::new("/tmp/wasmplug-probe.txt").exists());
     // SAFETY: tests in this binary read this variable only through the plugin.
@@ -28,6 +42,12 @@ fn nothing_is_granted_by_default() {
 
 #[test]
 fn grants_give_exactly_what_they_name() {
+    for engine in engines() {
+        grants_give_exactly_what_they_name_on(engine);
+    }
+}
+
+fn grants_give_exactly_what_they_name_on(engine: EngineKind) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hello.txt"), "hello from the host").unwrap();
     let config = PluginConfig {
@@ -40,6 +60,7 @@ fn grants_give_exactly_what_they_name() {
             }],
             args: Vec::new(),
         },
+        engine,
         ..PluginConfig::default()
     };
     assert_eq!(probe(&config, "read_granted"), "hello from the host".len() as i32);

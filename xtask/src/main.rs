@@ -203,12 +203,14 @@ fn ci(sh: &Shell) -> anyhow::Result<()> {
     // release build: any failed healthy call or 5xx fails CI.
     println!("{}", soak::run(sh, 0.5).context("the short soak")?);
     {
-        // Type-checks the WasmEdge backend without libwasmedge: wasmedge-sys
-        // then uses its bundled bindings and links nothing.
+        // Type-checks every line behind the `wasmedge` feature without
+        // libwasmedge (wasmedge-sys then uses its bundled bindings and links
+        // nothing): the backend, the server and CLI that select it, and the
+        // WasmEdge half of the parity and capability tests.
         let _docs_rs = sh.push_env("DOCS_RS", "1");
         cmd!(
             sh,
-            "cargo check --package wasmplug-runtime --features wasmedge --all-targets"
+            "cargo check --package wasmplug-runtime --package wasmplug-server --package wasmplug-cli --package wasmplug-tests --all-targets --features wasmplug-runtime/wasmedge,wasmplug-server/wasmedge,wasmplug-cli/wasmedge,wasmplug-tests/wasmedge"
         )
         .run()?;
     }

@@ -22,6 +22,7 @@ use crate::{CacheOutcome, EngineKind, PluginConfig, RuntimeConfig, RuntimeError,
 /// callable by name.
 pub(crate) const INITIALISERS: [&str; 2] = ["_initialize", "__wasm_call_ctors"];
 
+pub(crate) mod wasi;
 #[cfg(feature = "wasmedge")]
 pub(crate) mod wasmedge;
 pub(crate) mod wasmtime;

@@ -2,24 +2,27 @@
 //! layer it is built on, for an executor and store that an instance can own
 //! without borrowing).
 //!
-//! Each instance owns its executor, store and `wasmplug` host module, whose
-//! host data is the call's [`CallState`]: the host functions forward to the
-//! same logic as the wasmtime engine. Calls run with WasmEdge's timed
-//! execution (`call_func_with_timeout`), and the memory cap is WasmEdge's
-//! `max_memory_pages`.
+//! Each instance owns its executor, store and host modules: `wasmplug`, whose
+//! host data is the call's [`CallState`] (the host functions forward to the
+//! same logic as the wasmtime engine); `wasi_snapshot_preview1` when the
+//! plugin imports it ([`wasi`]: wasmtime-wasi's implementation and grant
+//! rules, stdio captured per call); and the guard's ([`guard`]). Calls run
+//! with WasmEdge's timed execution (`call_func_with_timeout`).
+//!
+//! The memory cap and the call depth are enforced by [`guard`], which
+//! rewrites the module when it is loaded: a `memory.grow` past the cap and
+//! endless recursion end the call with `memory_limit` and `stack_overflow`,
+//! as on wasmtime. WasmEdge's own logger is turned off, so nothing a plugin
+//! does reaches the host's stderr through it.
 //!
 //! What WasmEdge cannot do here is refused at load time with
 //! [`RuntimeError::Unsupported`], never ignored:
 //! - fuel budgets (WasmEdge's cost measuring is not in the same units);
-//! - a wasm stack size other than the default (WasmEdge has no per-module cap);
-//! - WASI plugins: WasmEdge's WASI module writes to the host process's own
-//!   stdout and stderr, and the synchronous 0.17 API offers no per-call
-//!   capture, so WASI output would leak into the host's streams;
+//! - pre-initialisation;
 //! - ahead-of-time compilation, unless built with the `wasmedge-aot` feature.
-//!
-//! A `memory.grow` past the cap returns -1 in WasmEdge rather than trapping;
-//! when a call that fails has its memory at the cap, the failure is reported
-//! as [`RuntimeError::MemoryLimit`].
+
+mod guard;
+mod wasi;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -30,13 +33,22 @@ use wasmedge_sdk::error::{CoreCommonError, CoreError, CoreExecutionError, WasmEd
 use wasmedge_sdk::{AsInstance as _, CallingFrame, ImportObject, ImportObjectBuilder, WasmValue};
 use wasmedge_sys as sys;
 
+use self::guard::GuardError;
+use self::wasi::WasiData;
+use super::wasi::Stdio;
 use super::{CompileRequest, CompiledBackend, InstanceBackend};
 use crate::host::{CallState, HostTrap, HOST_MODULE};
 use crate::CacheOutcome;
-use crate::{ExecutionMode, Limits, PluginConfig, RuntimeError, TrapCode, Value};
+use crate::{ExecutionMode, Limits, PluginConfig, RuntimeError, TrapCode, Value, WasiGrants};
 
 const ENGINE: &str = "wasmedge";
 const PAGE: u64 = 65536;
+
+/// How many bytes of `max_stack_bytes` one call frame counts for: WasmEdge's
+/// interpreter keeps frames on the heap, so the wasm stack cap becomes a
+/// bound on the call depth, `max_stack_bytes / STACK_BYTES_PER_FRAME`
+/// (8,192 frames at the default 512 KiB).
+const STACK_BYTES_PER_FRAME: usize = 64;
 
 /// A module loaded and validated by WasmEdge.
 pub(crate) struct Compiled {
@@ -50,6 +62,9 @@ struct Shared {
     limits: Limits,
     max_memory_pages: u32,
     mode: ExecutionMode,
+    /// The plugin imports WASI: each instance gets a context from `grants`.
+    uses_wasi: bool,
+    grants: WasiGrants,
 }
 
 /// WasmEdge's AST module. The C library does not document it as thread
@@ -92,28 +107,22 @@ impl Compiled {
         if limits.fuel.is_some() {
             return Err(unsupported("fuel budgets"));
         }
-        if limits.max_stack_bytes != Limits::default().max_stack_bytes {
-            return Err(unsupported("a wasm stack size other than the default"));
-        }
-        if !config.wasi.env.is_empty() || !config.wasi.dirs.is_empty() || !config.wasi.args.is_empty() {
-            return Err(unsupported("WASI grants"));
-        }
         let max_memory_pages = u32::try_from(limits.max_memory_bytes / PAGE).unwrap_or(u32::MAX);
+        let max_depth = u32::try_from(limits.max_stack_bytes / STACK_BYTES_PER_FRAME).unwrap_or(u32::MAX);
+        let guarded = guard::guard(bytes, max_depth).map_err(|error| match error {
+            GuardError::Parse(message) => RuntimeError::Compile { message },
+            GuardError::Unsupported(feature) => unsupported(feature),
+        })?;
         let wasm_config = engine_config(max_memory_pages)?;
         let (module, cache) = match config.execution_mode {
-            ExecutionMode::Interpreter => (load(&wasm_config, bytes)?, CacheOutcome::Disabled),
-            ExecutionMode::Aot => aot::load(&wasm_config, bytes, digest, cache_dir)?,
+            ExecutionMode::Interpreter => (load(&wasm_config, &guarded)?, CacheOutcome::Disabled),
+            // The guard's rewrite depends on the depth bound: it is part of the key.
+            ExecutionMode::Aot => aot::load(&wasm_config, &guarded, &format!("{digest}-d{max_depth}"), cache_dir)?,
         };
-        if module
+        let uses_wasi = module
             .imports()
             .iter()
-            .any(|import| import.module_name() == wasmplug_inspect::WASI_MODULE)
-        {
-            return Err(unsupported(
-                "WASI plugins (WasmEdge's WASI writes to the host's own stdout and stderr; \
-                 wasmedge-sdk 0.17's synchronous API cannot capture them per call)",
-            ));
-        }
+            .any(|import| import.module_name() == wasi::MODULE);
         let exported: Vec<String> = module
             .export()
             .iter()
@@ -131,6 +140,8 @@ impl Compiled {
                     limits: limits.clone(),
                     max_memory_pages,
                     mode: config.execution_mode,
+                    uses_wasi,
+                    grants: config.wasi.clone(),
                 }),
             },
             cache,
@@ -158,6 +169,23 @@ impl CompiledBackend for Compiled {
         executor
             .register_import_module(&mut store, host.as_ref())
             .map_err(engine_error)?;
+        let guard = Box::new(guard_module(GuardData {
+            max_memory_pages: shared.max_memory_pages,
+            hit: None,
+        })?);
+        executor
+            .register_import_module(&mut store, guard.as_ref())
+            .map_err(engine_error)?;
+        let (wasi, stdio) = if shared.uses_wasi {
+            let (context, stdio) = super::wasi::context(&shared.grants, shared.limits.max_log_bytes)?;
+            let wasi = Box::new(wasi::module(WasiData::new(context))?);
+            executor
+                .register_import_module(&mut store, wasi.as_ref())
+                .map_err(engine_error)?;
+            (Some(wasi), Some(stdio))
+        } else {
+            (None, None)
+        };
         let instance = {
             let module = shared.module.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             executor.register_active_module(&mut store, &module.0)
@@ -171,6 +199,9 @@ impl CompiledBackend for Compiled {
             executor,
             store,
             host,
+            guard,
+            wasi,
+            stdio,
             shared: Arc::clone(shared),
             deadline: Clock::now() + shared.limits.call_timeout,
         };
@@ -183,12 +214,16 @@ impl CompiledBackend for Compiled {
 
 /// One WasmEdge instance with everything it needs, owned. Fields drop in
 /// order: the instance before the store and executor that registered it,
-/// and the host module last.
+/// and the host modules last.
 pub(crate) struct Instance {
     instance: sys::Instance,
     executor: sys::Executor,
     store: sys::Store,
     host: Box<ImportObject<HostData>>,
+    guard: Box<ImportObject<GuardData>>,
+    wasi: Option<Box<ImportObject<WasiData>>>,
+    /// WASI stdout and stderr, when the plugin imports WASI.
+    stdio: Option<Stdio>,
     shared: Arc<Shared>,
     deadline: Clock,
 }
@@ -203,6 +238,20 @@ unsafe impl Send for Instance {}
 pub(crate) struct HostData {
     call: CallState,
     host_trap: Option<HostTrap>,
+}
+
+/// The guard module's data: the cap it grows memory within, and the limit
+/// the current call hit.
+pub(crate) struct GuardData {
+    max_memory_pages: u32,
+    hit: Option<GuardHit>,
+}
+
+/// A limit the guard enforced, recorded before it trapped the call.
+#[derive(Debug, Clone, Copy)]
+enum GuardHit {
+    Memory { requested_bytes: u64 },
+    Stack,
 }
 
 impl Instance {
@@ -227,36 +276,58 @@ impl Instance {
         result.map_err(|error| self.classify(*error))
     }
 
+    /// Maps a failed call to the most specific [`RuntimeError`]: first what
+    /// the host recorded (an output cap, the guard's limits, a WASI exit or
+    /// trap), then WasmEdge's error type, never its message.
     #[cold]
     fn classify(&mut self, error: WasmEdgeError) -> RuntimeError {
         let limits = &self.shared.limits;
-        let data = self.host.get_host_data_mut();
-        if let Some((stream, limit_bytes)) = data.call.limit_hit {
+        if let Some((stream, limit_bytes)) = self.host.get_host_data_mut().call.limit_hit {
             return RuntimeError::OutputLimit { stream, limit_bytes };
         }
-        let memory_pages = self
-            .instance
-            .get_memory_ref("memory")
-            .map(|memory| memory.size())
-            .unwrap_or(0);
-        let at_cap = u64::from(memory_pages) >= u64::from(self.shared.max_memory_pages);
-        let timed_out = matches!(
-            error,
-            WasmEdgeError::ExecuteTimeout | WasmEdgeError::Core(CoreError::Common(CoreCommonError::Interrupted))
-        );
-        if at_cap && (timed_out || matches!(error, WasmEdgeError::Core(CoreError::Execution(_)))) {
-            return RuntimeError::MemoryLimit {
-                limit_bytes: limits.max_memory_bytes,
-                requested_bytes: (u64::from(memory_pages) + 1) * PAGE,
+        if let Some(stream) = self.stdio.as_ref().and_then(Stdio::overflowed) {
+            return RuntimeError::OutputLimit {
+                stream,
+                limit_bytes: limits.max_log_bytes,
             };
         }
-        if timed_out {
+        match self.guard.get_host_data_mut().hit.take() {
+            Some(GuardHit::Memory { requested_bytes }) => {
+                return RuntimeError::MemoryLimit {
+                    limit_bytes: limits.max_memory_bytes,
+                    requested_bytes,
+                }
+            }
+            Some(GuardHit::Stack) => {
+                return RuntimeError::StackOverflow {
+                    limit_bytes: limits.max_stack_bytes,
+                }
+            }
+            None => {}
+        }
+        if let Some(wasi_error) = self
+            .wasi
+            .as_mut()
+            .and_then(|wasi| wasi.get_host_data_mut().error.take())
+        {
+            if let Some(exit) = wasi_error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                return RuntimeError::Exit { status: exit.0 };
+            }
+            return RuntimeError::Trap {
+                code: TrapCode::Other,
+                message: format!("{wasi_error:#}"),
+                backtrace: Vec::new(),
+            };
+        }
+        if matches!(
+            error,
+            WasmEdgeError::ExecuteTimeout | WasmEdgeError::Core(CoreError::Common(CoreCommonError::Interrupted))
+        ) {
             return RuntimeError::Timeout {
                 limit: limits.call_timeout,
             };
         }
-        let data = self.host.get_host_data_mut();
-        if let Some(trap) = data.host_trap.take() {
+        if let Some(trap) = self.host.get_host_data_mut().host_trap.take() {
             let code = match trap {
                 HostTrap::OutOfBounds { .. } => TrapCode::MemoryOutOfBounds,
                 _ => TrapCode::Other,
@@ -294,6 +365,13 @@ impl InstanceBackend for Instance {
         let data = self.host.get_host_data_mut();
         data.call.start_call(input);
         data.host_trap = None;
+        self.guard.get_host_data_mut().hit = None;
+        if let Some(wasi) = &mut self.wasi {
+            wasi.get_host_data_mut().error = None;
+        }
+        if let Some(stdio) = &self.stdio {
+            stdio.start_call();
+        }
         self.deadline = Clock::now() + self.shared.limits.call_timeout;
     }
 
@@ -327,8 +405,10 @@ impl InstanceBackend for Instance {
     }
 
     fn take_stdio(&mut self) -> (Vec<u8>, Vec<u8>) {
-        // WASI plugins are refused on this engine, so nothing writes stdio.
-        (Vec::new(), Vec::new())
+        match &self.stdio {
+            Some(stdio) => stdio.take(),
+            None => (Vec::new(), Vec::new()),
+        }
     }
 
     fn fuel_consumed(&mut self) -> Option<u64> {
@@ -337,6 +417,11 @@ impl InstanceBackend for Instance {
 }
 
 fn engine_config(max_memory_pages: u32) -> Result<sys::Config, RuntimeError> {
+    // WasmEdge's logger writes every trap and refused grow to the process's
+    // stderr; a plugin could flood it. Every outcome is reported as a typed
+    // error instead.
+    static LOGGER_OFF: std::sync::Once = std::sync::Once::new();
+    LOGGER_OFF.call_once(sys::utils::log_off);
     let mut config = sys::Config::create().map_err(engine_error)?;
     config.set_max_memory_pages(max_memory_pages);
     config.bulk_memory_operations(true);
@@ -371,6 +456,53 @@ fn host_module(data: HostData) -> Result<ImportObject<HostData>, RuntimeError> {
         .and_then(|builder| builder.with_func::<(i32, i32, i32), ()>("log", log))
         .map_err(engine_error)?;
     Ok(builder.build())
+}
+
+fn guard_module(data: GuardData) -> Result<ImportObject<GuardData>, RuntimeError> {
+    let mut builder = ImportObjectBuilder::new(guard::GUARD_MODULE, data).map_err(engine_error)?;
+    builder
+        .with_func::<i32, i32>(guard::MEMORY_GROW, memory_grow)
+        .and_then(|builder| builder.with_func::<(), ()>(guard::STACK_OVERFLOW, stack_overflow))
+        .map_err(engine_error)?;
+    Ok(builder.build())
+}
+
+/// `memory.grow` of memory 0 within the cap; past it, the refusal is
+/// recorded and the call traps.
+fn memory_grow(
+    data: &mut GuardData,
+    _instance: &mut sys::Instance,
+    frame: &mut CallingFrame,
+    args: Vec<WasmValue>,
+) -> Result<Vec<WasmValue>, CoreError> {
+    let pages = arg(&args, 0) as u32;
+    let Some(mut memory) = frame.memory_mut(0) else {
+        return Ok(vec![WasmValue::from_i32(-1)]);
+    };
+    let current = memory.size();
+    let desired = u64::from(current) + u64::from(pages);
+    if desired > u64::from(data.max_memory_pages) {
+        data.hit = Some(GuardHit::Memory {
+            requested_bytes: desired * PAGE,
+        });
+        return Err(CoreError::Common(CoreCommonError::UserDefError));
+    }
+    let previous = match memory.grow(pages) {
+        Ok(()) => current as i32,
+        Err(_) => -1,
+    };
+    Ok(vec![WasmValue::from_i32(previous)])
+}
+
+/// The guard's call-depth bound was passed.
+fn stack_overflow(
+    data: &mut GuardData,
+    _instance: &mut sys::Instance,
+    _frame: &mut CallingFrame,
+    _args: Vec<WasmValue>,
+) -> Result<Vec<WasmValue>, CoreError> {
+    data.hit = Some(GuardHit::Stack);
+    Err(CoreError::Common(CoreCommonError::UserDefError))
 }
 
 fn input_len(

@@ -2,7 +2,7 @@
 //! [`InstancePre`], epoch-based timeouts, optional fuel, a memory limiter that
 //! turns an over-cap `memory.grow` into a typed error, and WASI preview 1
 //! from wasmtime-wasi with stdio captured and bounded per call
-//! ([`capture`]).
+//! ([`crate::engine::wasi`]).
 //!
 //! Calls run synchronously (`call`) or as futures (`call_async`). A future
 //! runs the plugin on a fiber and gives its thread back at every epoch tick
@@ -11,7 +11,6 @@
 //! [`RuntimeError::Timeout`] after as many ticks as a synchronous one.
 
 mod cache;
-mod capture;
 mod preinit;
 pub mod typed;
 
@@ -26,12 +25,12 @@ use wasmtime::{
     Val, WasmBacktrace,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::I32Exit;
 
-use self::capture::Capture;
+use super::wasi::{self, Stdio};
 use super::{CompileRequest, CompiledBackend, InstanceBackend};
 use crate::host::{CallState, HostTrap, HOST_MODULE};
-use crate::{Frame, Limits, OutputStream, RuntimeConfig, RuntimeError, TrapCode, Value, WasiGrants};
+use crate::{Frame, Limits, RuntimeConfig, RuntimeError, TrapCode, Value, WasiGrants};
 
 /// What distinguishes one wasmtime engine configuration from another: fuel
 /// metering and the wasm stack size are engine-wide settings in wasmtime.
@@ -285,7 +284,7 @@ impl Compiled {
     fn new_store(&self, state: CallState, asynchronous: bool) -> Result<Store<HostState>, RuntimeError> {
         let shared = &self.shared;
         let (wasi, stdio) = if shared.uses_wasi {
-            let (wasi, stdio) = wasi_context(&shared.wasi, shared.limits.max_log_bytes)?;
+            let (wasi, stdio) = wasi::context(&shared.wasi, shared.limits.max_log_bytes)?;
             (Some(wasi), Some(stdio))
         } else {
             (None, None)
@@ -545,7 +544,7 @@ impl InstanceBackend for Instance {
 
     fn take_stdio(&mut self) -> (Vec<u8>, Vec<u8>) {
         match &self.store.data().stdio {
-            Some(stdio) => (stdio.stdout.take(), stdio.stderr.take()),
+            Some(stdio) => stdio.take(),
             None => (Vec::new(), Vec::new()),
         }
     }
@@ -598,19 +597,6 @@ pub(crate) struct HostState {
     async_deadline: Option<Instant>,
     /// Whether the instance was linked with WASI's async host functions.
     async_host: bool,
-}
-
-/// WASI stdout and stderr, captured per call.
-struct Stdio {
-    stdout: Capture,
-    stderr: Capture,
-}
-
-impl Stdio {
-    fn start_call(&self) {
-        self.stdout.start_call();
-        self.stderr.start_call();
-    }
 }
 
 /// The memory cap was hit; carried as the error of the failed `memory.grow`.
@@ -715,33 +701,6 @@ fn guest_memory(caller: &mut Caller<'_, HostState>, function: &'static str) -> R
         .ok_or(HostTrap::NoMemory { function })
 }
 
-fn wasi_context(grants: &WasiGrants, max_stdio_bytes: usize) -> Result<(WasiP1Ctx, Stdio), RuntimeError> {
-    let stdio = Stdio {
-        stdout: Capture::new(OutputStream::Stdout, max_stdio_bytes),
-        stderr: Capture::new(OutputStream::Stderr, max_stdio_bytes),
-    };
-    let mut builder = WasiCtxBuilder::new();
-    builder.stdout(stdio.stdout.clone()).stderr(stdio.stderr.clone());
-    for (key, value) in &grants.env {
-        builder.env(key, value);
-    }
-    builder.args(&grants.args);
-    for dir in &grants.dirs {
-        let perms = if dir.read_only {
-            FsPerms::ReadOnly
-        } else {
-            FsPerms::ReadWrite
-        };
-        builder
-            .preopened_dir(&dir.host, &dir.guest, perms)
-            .map_err(|error| RuntimeError::Grant {
-                what: format!("{}::{}", dir.host.display(), dir.guest),
-                message: first_line(&error),
-            })?;
-    }
-    Ok((builder.build_p1(), stdio))
-}
-
 /// Maps a wasmtime error to the most specific [`RuntimeError`], by the
 /// error's type and by what the host recorded during the call, never by its
 /// message. Limits the host recorded itself come first: they explain the
@@ -759,18 +718,11 @@ fn classify(error: wasmtime::Error, state: &HostState, shared: &Shared, instanti
     if let Some((stream, limit_bytes)) = state.call.limit_hit {
         return RuntimeError::OutputLimit { stream, limit_bytes };
     }
-    if let Some(stdio) = &state.stdio {
-        for (capture, stream) in [
-            (&stdio.stdout, OutputStream::Stdout),
-            (&stdio.stderr, OutputStream::Stderr),
-        ] {
-            if capture.overflowed() {
-                return RuntimeError::OutputLimit {
-                    stream,
-                    limit_bytes: limits.max_log_bytes,
-                };
-            }
-        }
+    if let Some(stream) = state.stdio.as_ref().and_then(Stdio::overflowed) {
+        return RuntimeError::OutputLimit {
+            stream,
+            limit_bytes: limits.max_log_bytes,
+        };
     }
     if let Some(requested_bytes) = state.memory_requested {
         return RuntimeError::MemoryLimit {

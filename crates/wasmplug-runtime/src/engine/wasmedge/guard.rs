@@ -20,7 +20,7 @@
 //! engine itself adds. Modules using exception handling are refused: their
 //! catch clauses can leave a function without passing the count's exits.
 
-use walrus::ir::{BinaryOp, Block, Br, BrIf, BrTable, Instr, InstrSeqId, MemoryGrow, Value as Const};
+use walrus::ir::{BinaryOp, Block, Br, BrIf, BrTable, Instr, InstrSeqId, InstrSeqType, MemoryGrow, Value as Const};
 use walrus::{ConstExpr, FunctionId, GlobalId, LocalFunction, MemoryId, Module, ValType};
 
 /// The host module the guard's imports come from.
@@ -68,8 +68,16 @@ pub(super) fn guard(bytes: &[u8], max_depth: u32) -> Result<Vec<u8>, GuardError>
     };
     let functions: Vec<FunctionId> = module.funcs.iter_local().map(|(id, _)| id).collect();
     for id in functions {
+        // The body's block returns what the function returns, and takes
+        // nothing: the function's parameters are locals, not operands.
+        let results = module.types.get(module.funcs.get(id).ty()).results().to_vec();
+        let body_type = match results[..] {
+            [] => InstrSeqType::Simple(None),
+            [result] => InstrSeqType::Simple(Some(result)),
+            _ => InstrSeqType::MultiValue(module.types.add(&[], &results)),
+        };
         if let walrus::FunctionKind::Local(function) = &mut module.funcs.get_mut(id).kind {
-            guard.function(function)?;
+            guard.function(function, body_type)?;
         }
     }
     Ok(module.emit_wasm())
@@ -78,11 +86,10 @@ pub(super) fn guard(bytes: &[u8], max_depth: u32) -> Result<Vec<u8>, GuardError>
 impl Guard {
     /// Moves the body into a block of its own, counts the activation around
     /// it, and rewrites the body's exits and `memory.grow`s.
-    fn function(&self, function: &mut LocalFunction) -> Result<(), GuardError> {
+    fn function(&self, function: &mut LocalFunction, body_type: InstrSeqType) -> Result<(), GuardError> {
         let entry = function.entry_block();
-        let ty = function.block(entry).ty;
         let body = std::mem::take(&mut function.block_mut(entry).instrs);
-        let inner = function.builder_mut().dangling_instr_seq(ty).id();
+        let inner = function.builder_mut().dangling_instr_seq(body_type).id();
         function.block_mut(inner).instrs = body;
         let mut pending = vec![inner];
         while let Some(seq) = pending.pop() {

@@ -20,6 +20,11 @@ use wasmtime_wasi::runtime::in_tokio;
 use super::PAGE;
 use crate::RuntimeError;
 
+/// How many bytes one WASI call may copy between the guest and the host:
+/// the budget wasmtime's store gives each WASI call (its
+/// `DEFAULT_HOSTCALL_FUEL`); past it the call answers `ENOMEM`.
+const HOSTCALL_FUEL: usize = 128 << 20;
+
 /// The WASI module's name, as plugins import it.
 pub(super) const MODULE: &str = wasmplug_inspect::WASI_MODULE;
 
@@ -78,6 +83,7 @@ fn with_wasi<R: Return>(
 ) -> Result<Vec<WasmValue>, CoreError> {
     let trap = || CoreError::Common(CoreCommonError::UserDefError);
     let wasi = &mut data.ctx;
+    p1::WasiSnapshotPreview1::set_hostcall_fuel(wasi, HOSTCALL_FUEL);
     let mut empty = [];
     let result = match frame.memory_mut(0) {
         Some(memory) => {

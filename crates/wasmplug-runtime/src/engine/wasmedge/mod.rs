@@ -271,7 +271,6 @@ impl Instance {
         let result = self
             .executor
             .call_func_with_timeout(&mut func, params, remaining.max(Duration::from_millis(1)));
-        drop(func);
         let _ = &self.store;
         result.map_err(|error| self.classify(*error))
     }

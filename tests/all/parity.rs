@@ -178,12 +178,22 @@ fn noisy_calls() {
         ..Limits::default()
     };
     let load = |name: &str| load_with(name, &config(engine, quick.clone())).unwrap();
-    assert!(load("numeric").call("divide", &[Value::I32(1), Value::I32(0)]).is_err());
-    assert!(load("memory_bomb").call("grow", &[]).is_err());
-    assert!(load("recurse").call("deep", &[Value::I32(0)]).is_err());
-    assert!(load("loop_forever").call("spin", &[]).is_err());
-    assert!(load("traps").call("out_of_bounds", &[]).is_err());
+    assert_eq!(
+        describe(load("numeric").call("divide", &[Value::I32(1), Value::I32(0)])),
+        "error trap integer_division_by_zero"
+    );
+    assert_eq!(describe(load("memory_bomb").call("grow", &[])), "error memory_limit");
+    assert_eq!(
+        describe(load("recurse").call("deep", &[Value::I32(0)])),
+        "error stack_overflow"
+    );
+    assert_eq!(describe(load("loop_forever").call("spin", &[])), "error timeout");
+    assert_eq!(
+        describe(load("traps").call("out_of_bounds", &[])),
+        "error trap memory_out_of_bounds"
+    );
     let words = load("json_stats").invoke("words", "a b a").unwrap();
-    assert!(!words.stdout.is_empty() && !words.stderr.is_empty());
-    assert!(load("output_flood").invoke("flood", "").is_err());
+    assert_eq!(words.stdout, b"words: 3 words, 2 distinct\n");
+    assert_eq!(words.stderr, b"words: wrote 13 bytes of JSON\n");
+    assert_eq!(describe(load("output_flood").invoke("flood", "")), "error output_limit");
 }

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use wasmplug_runtime::{EngineKind, Limits, Plugin, PluginConfig, Runtime, RuntimeConfig, RuntimeError};
+use wasmplug_runtime::{
+    DirGrant, EngineKind, Limits, Plugin, PluginConfig, Runtime, RuntimeConfig, RuntimeError, WasiGrants,
+};
 
 /// The path of the compiled plugin `name` (`target/plugins/<name>.wasm`),
 /// built by `wasmplug-test-support` on first use.
@@ -94,6 +96,22 @@ fn wasmedge_available() -> Result<(), String> {
 #[cfg(not(feature = "wasmedge"))]
 fn wasmedge_available() -> Result<(), String> {
     Err("built without the `wasmedge` feature (cargo test -p wasmplug-tests --features wasmedge)".into())
+}
+
+/// What the `wasi_probe` plugin's grant cases are given: `dir` as `/data`,
+/// read-only, after writing `hello.txt` ("hello from the host") into it, and
+/// the probe's secret variable set to `granted`.
+pub fn probe_grants(dir: &std::path::Path) -> WasiGrants {
+    std::fs::write(dir.join("hello.txt"), "hello from the host").unwrap();
+    WasiGrants {
+        env: vec![("WASMPLUG_PROBE_SECRET".into(), "granted".into())],
+        dirs: vec![DirGrant {
+            host: dir.to_owned(),
+            guest: "/data".into(),
+            read_only: true,
+        }],
+        args: Vec::new(),
+    }
 }
 
 /// Loads plugin `name` with `config`.

@@ -2,8 +2,8 @@
 //! no files, no environment, no network; clocks and random work. Every case
 //! runs on every engine compiled in.
 
-use wasmplug_runtime::{DirGrant, EngineKind, PluginConfig, Value, WasiGrants};
-use wasmplug_tests::{engines, load_with};
+use wasmplug_runtime::{EngineKind, PluginConfig, Value};
+use wasmplug_tests::{engines, load_with, probe_grants};
 
 fn probe(config: &PluginConfig, function: &str) -> i32 {
     let plugin = load_with("wasi_probe", config).unwrap();
@@ -49,17 +49,8 @@ fn grants_give_exactly_what_they_name() {
 
 fn grants_give_exactly_what_they_name_on(engine: EngineKind) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hello.txt"), "hello from the host").unwrap();
     let config = PluginConfig {
-        wasi: WasiGrants {
-            env: vec![("WASMPLUG_PROBE_SECRET".into(), "granted".into())],
-            dirs: vec![DirGrant {
-                host: dir.path().to_owned(),
-                guest: "/data".into(),
-                read_only: true,
-            }],
-            args: Vec::new(),
-        },
+        wasi: probe_grants(dir.path()),
         engine,
         ..PluginConfig::default()
     };

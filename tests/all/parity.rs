@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use wasmplug_runtime::{DirGrant, EngineKind, Limits, PluginConfig, RuntimeError, Value, WasiGrants};
-use wasmplug_tests::{engines, load_with};
+use wasmplug_runtime::{EngineKind, Limits, PluginConfig, RuntimeError, Value};
+use wasmplug_tests::{engines, load_with, probe_grants};
 
 fn config(engine: EngineKind, limits: Limits) -> PluginConfig {
     PluginConfig {
@@ -109,17 +109,8 @@ fn every_engine_behaves_the_same() {
         line("clock_ok()", probe.call("clock_ok", &[]));
         line("random_ok()", probe.call("random_ok", &[]));
         let data = tempfile::tempdir().unwrap();
-        std::fs::write(data.path().join("hello.txt"), "hello from the host").unwrap();
         let granted = PluginConfig {
-            wasi: WasiGrants {
-                env: vec![("WASMPLUG_PROBE_SECRET".into(), "granted".into())],
-                dirs: vec![DirGrant {
-                    host: data.path().to_owned(),
-                    guest: "/data".into(),
-                    read_only: true,
-                }],
-                args: Vec::new(),
-            },
+            wasi: probe_grants(data.path()),
             ..config(engine, Limits::default())
         };
         let probe = load_with("wasi_probe", &granted).unwrap();

@@ -84,17 +84,14 @@ fn with_wasi<R: Return>(
     let trap = || CoreError::Common(CoreCommonError::UserDefError);
     let wasi = &mut data.ctx;
     p1::WasiSnapshotPreview1::set_hostcall_fuel(wasi, HOSTCALL_FUEL);
-    let mut empty = [];
-    let result = match frame.memory_mut(0) {
-        Some(memory) => {
-            let len = memory.size() as usize * PAGE as usize;
-            match memory.mut_slice::<u8>(0, len) {
-                Some(bytes) => call(wasi, &mut wiggle::GuestMemory::Unshared(bytes)),
-                None => call(wasi, &mut wiggle::GuestMemory::Unshared(&mut empty)),
-            }
-        }
-        None => call(wasi, &mut wiggle::GuestMemory::Unshared(&mut empty)),
-    };
+    // A module without memory gets an empty one: pointer arguments fault.
+    let mut empty: [u8; 0] = [];
+    let memory = frame.memory_mut(0);
+    let bytes = memory
+        .as_ref()
+        .and_then(|memory| memory.mut_slice::<u8>(0, memory.size() as usize * PAGE as usize))
+        .unwrap_or(&mut empty[..]);
+    let result = call(wasi, &mut wiggle::GuestMemory::Unshared(bytes));
     match result {
         Ok(value) => Ok(value.into_wasm()),
         Err(error) => {

@@ -5,9 +5,6 @@
 //! `counter` through `call` (it writes memory, so every call gets a fresh
 //! instance), and `upper` through `invoke`.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use anyhow::{bail, Context as _};
 use xshell::{cmd, Shell};
 
@@ -212,50 +209,6 @@ fn millis(value: &str) -> Option<f64> {
         "m" => number * 60_000.0,
         _ => return None,
     })
-}
-
-/// Times `wasmplug serve --check-config` (which loads every plugin, then
-/// exits) over 100 distinct plugins: first with an empty compiled-module
-/// cache, then with the cache it left.
-pub fn startup(sh: &Shell, plugins: usize) -> anyhow::Result<String> {
-    cmd!(sh, "cargo build --release --quiet --package wasmplug-cli").run()?;
-    let dir = tempfile::tempdir()?;
-    let process = std::fs::read(crate::plugins_out_dir().join("process.wasm"))?;
-    for index in 0..plugins {
-        // A custom section makes each copy a distinct module (its own digest
-        // and cache entry) without changing what it does.
-        let mut bytes = process.clone();
-        let name = b"wasmplug-copy";
-        let payload = index.to_string();
-        let content_len = 1 + name.len() + payload.len();
-        bytes.push(0);
-        bytes.push(u8::try_from(content_len).context("section too long")?);
-        bytes.push(u8::try_from(name.len())?);
-        bytes.extend_from_slice(name);
-        bytes.extend_from_slice(payload.as_bytes());
-        std::fs::write(dir.path().join(format!("plugin{index:03}.wasm")), bytes)?;
-    }
-    let binary = crate::release_binary();
-    let time = || -> anyhow::Result<Duration> {
-        let started = Instant::now();
-        let status = Command::new(&binary)
-            .args(["serve", "--check-config", "--plugins"])
-            .arg(dir.path())
-            .stderr(Stdio::null())
-            .status()?;
-        anyhow::ensure!(status.success(), "wasmplug serve --check-config failed");
-        Ok(started.elapsed())
-    };
-    let cold = time()?;
-    let warm = time()?;
-    eprintln!("start-up with {plugins} plugins: cold cache {cold:.0?}, warm cache {warm:.0?}");
-    Ok(format!(
-        "## Start-up\n\n`wasmplug serve --check-config` (process start, load and check every plugin, exit) over {plugins} \
-         distinct plugins.\n\n| cache | time | target |\n|---|---|---|\n| cold (compiles all) | {:.0} ms | |\n\
-         | warm (disk cache) | {:.0} ms | < 500 ms |\n",
-        cold.as_secs_f64() * 1e3,
-        warm.as_secs_f64() * 1e3
-    ))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod api_fuzz;
 mod bench;
 mod cluster;
 mod load_test;
+mod scale;
 mod service;
 mod soak;
 
@@ -93,7 +94,7 @@ fn main() -> anyhow::Result<()> {
                 String::new()
             } else {
                 let http = load_test::run(&sh, if quick { 10 } else { 20 }, 32)?;
-                format!("{http}\n{}", load_test::startup(&sh, 100)?)
+                format!("{http}\n{}", scale::run(&sh)?)
             };
             bench::run(&sh, quick, report_only, &load)?;
         }
@@ -101,7 +102,7 @@ fn main() -> anyhow::Result<()> {
             let seconds = only_option("load-test", &rest, "--seconds", 10)?;
             build_plugins()?;
             println!("{}", load_test::run(&sh, seconds, 32)?);
-            println!("{}", load_test::startup(&sh, 100)?);
+            println!("{}", scale::run(&sh)?);
         }
         Some("soak") => {
             let minutes = only_option("soak", &rest, "--minutes", 10.0)?;

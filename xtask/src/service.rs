@@ -22,6 +22,12 @@ impl Service {
     /// `RUST_LOG` is `warn` unless `env` sets it.
     pub fn start(sh: &Shell, plugins: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Service> {
         cmd!(sh, "cargo build --release --quiet --package wasmplug-cli").run()?;
+        Service::start_built(plugins, extra_args, env)
+    }
+
+    /// [`Service::start`] without the build: for a caller that built once
+    /// and times each start.
+    pub fn start_built(plugins: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Service> {
         let binary = crate::release_binary();
         let mut command = Command::new(&binary);
         command

@@ -78,10 +78,9 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> any
     config.engine = args.engine;
     config.execution_mode = args.execution_mode;
 
-    let runtime = Runtime::new(RuntimeConfig {
-        pool_instances: 16,
-        ..RuntimeConfig::default()
-    })?;
+    // One call, then exit: no instance pool to reserve and tear down, no
+    // compilation threads to start.
+    let runtime = Runtime::new(RuntimeConfig::one_shot())?;
     let plugin = match &args.trusted_keys {
         None => runtime.load_file(&args.module, &config),
         Some(path) => {

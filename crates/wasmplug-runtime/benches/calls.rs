@@ -1,7 +1,9 @@
 //! Call overhead, each case beside its raw-wasmtime baseline measured in the
 //! same run: a warm typed call against `TypedFunc::call`, a fresh-instance
 //! call against a pooled `InstancePre::instantiate` + call (and a stateless
-//! module's call, which needs no new instance), the bytes ABI at
+//! module's call, which needs no new instance), the raw baselines configured
+//! as wasmplug configures wasmtime ([`raw_tuned_engine`]), with wasmtime's
+//! defaults alongside for information, the bytes ABI at
 //! 1 KiB and 64 KiB, loading from the disk cache against compiling, and the
 //! seed document's host (a new engine, store and WASI context per execution),
 //! and a pre-initialised plugin against one with no initialisation work.
@@ -24,7 +26,45 @@ fn runtime() -> Runtime {
     .expect("runtime starts")
 }
 
-fn raw_pooled_engine() -> wasmtime::Engine {
+/// The fair baseline: raw wasmtime configured as wasmplug configures its
+/// engines (`engine/wasmtime/mod.rs`): the same pool with the same slots,
+/// memory reservation and pages kept resident (reset in place with
+/// `PAGEMAP_SCAN`), and epoch interruption on, with a deadline armed in
+/// each store as wasmplug arms one per call. What remains between the two
+/// is wasmplug's own work.
+fn raw_tuned_engine() -> wasmtime::Engine {
+    let settings = RuntimeConfig {
+        pool_instances: 64,
+        ..RuntimeConfig::default()
+    };
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_core_instances(settings.pool_instances)
+        .total_memories(settings.pool_instances)
+        .total_tables(settings.pool_instances)
+        .total_stacks(settings.pool_instances)
+        .max_memory_size(usize::try_from(settings.pool_max_memory_bytes).unwrap())
+        .linear_memory_keep_resident(settings.keep_resident_bytes)
+        .table_keep_resident(settings.keep_resident_bytes)
+        .pagemap_scan(wasmtime::Enabled::Auto);
+    let mut config = wasmtime::Config::new();
+    config
+        .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
+        .epoch_interruption(true)
+        .memory_init_cow(true);
+    wasmtime::Engine::new(&config).unwrap()
+}
+
+/// A store of [`raw_tuned_engine`], its epoch deadline armed.
+fn tuned_store(engine: &wasmtime::Engine) -> wasmtime::Store<()> {
+    let mut store = wasmtime::Store::new(engine, ());
+    store.set_epoch_deadline(u64::MAX / 2);
+    store
+}
+
+/// For information: raw wasmtime's pool with its defaults (no pages kept
+/// resident: each instance's memory is handed back with `madvise`) and no
+/// epoch interruption.
+fn raw_untuned_engine() -> wasmtime::Engine {
     let mut pool = wasmtime::PoolingAllocationConfig::default();
     pool.total_core_instances(64).total_memories(64).total_tables(64);
     let mut config = wasmtime::Config::new();
@@ -36,12 +76,22 @@ fn warm_typed_call(c: &mut Criterion) {
     let bytes = plugin("process");
     let mut group = c.benchmark_group("warm_typed_call");
 
+    let engine = raw_tuned_engine();
+    let module = wasmtime::Module::new(&engine, &bytes).unwrap();
+    let mut store = tuned_store(&engine);
+    let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+    let process = instance.get_typed_func::<i32, i32>(&mut store, "process").unwrap();
+    assert_eq!(process.call(&mut store, 21).unwrap(), 43);
+    group.bench_function("raw_wasmtime", |b| {
+        b.iter(|| process.call(&mut store, black_box(21)).unwrap())
+    });
+
     let engine = wasmtime::Engine::default();
     let module = wasmtime::Module::new(&engine, &bytes).unwrap();
     let mut store = wasmtime::Store::new(&engine, ());
     let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
     let process = instance.get_typed_func::<i32, i32>(&mut store, "process").unwrap();
-    group.bench_function("raw_wasmtime", |b| {
+    group.bench_function("raw_wasmtime_untuned", |b| {
         b.iter(|| process.call(&mut store, black_box(21)).unwrap())
     });
 
@@ -62,14 +112,26 @@ fn fresh_instance_call(c: &mut Criterion) {
     let bytes = plugin("process");
     let mut group = c.benchmark_group("fresh_instance_call");
 
-    let engine = raw_pooled_engine();
+    let engine = raw_tuned_engine();
     let module = wasmtime::Module::new(&engine, &counter).unwrap();
     let linker = wasmtime::Linker::<()>::new(&engine);
     let pre = linker.instantiate_pre(&module).unwrap();
     group.bench_function("raw_wasmtime_instance_pre", |b| {
         b.iter(|| {
-            let mut store = wasmtime::Store::new(&engine, ());
+            let mut store = tuned_store(&engine);
             let instance = pre.instantiate(&mut store).unwrap();
+            let next = instance.get_typed_func::<(), i32>(&mut store, "next").unwrap();
+            next.call(&mut store, ()).unwrap()
+        })
+    });
+
+    let untuned = raw_untuned_engine();
+    let module = wasmtime::Module::new(&untuned, &counter).unwrap();
+    let pre_untuned = wasmtime::Linker::<()>::new(&untuned).instantiate_pre(&module).unwrap();
+    group.bench_function("raw_wasmtime_instance_pre_untuned", |b| {
+        b.iter(|| {
+            let mut store = wasmtime::Store::new(&untuned, ());
+            let instance = pre_untuned.instantiate(&mut store).unwrap();
             let next = instance.get_typed_func::<(), i32>(&mut store, "next").unwrap();
             next.call(&mut store, ()).unwrap()
         })
@@ -79,7 +141,7 @@ fn fresh_instance_call(c: &mut Criterion) {
     let pre_process = linker.instantiate_pre(&module).unwrap();
     group.bench_function("raw_wasmtime_instance_pre_process", |b| {
         b.iter(|| {
-            let mut store = wasmtime::Store::new(&engine, ());
+            let mut store = tuned_store(&engine);
             let instance = pre_process.instantiate(&mut store).unwrap();
             let process = instance.get_typed_func::<i32, i32>(&mut store, "process").unwrap();
             process.call(&mut store, black_box(21)).unwrap()

@@ -41,6 +41,14 @@ pub struct RuntimeConfig {
     /// would need one more engine is refused with
     /// [`crate::RuntimeError::Unsupported`].
     pub max_engines: usize,
+    /// Where instances get their memories, tables and stacks: a pool
+    /// reserved once per engine (the service), or mappings made for each
+    /// instance (a process that makes one call).
+    pub instance_allocation: InstanceAllocation,
+    /// Compile a module's functions on a thread pool. It pays off for big
+    /// modules; a process that compiles one small module and exits spends
+    /// more starting the threads than they save.
+    pub parallel_compilation: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -52,8 +60,36 @@ impl Default for RuntimeConfig {
             pool_max_memory_bytes: 4 << 30,
             keep_resident_bytes: 1 << 20,
             max_engines: 8,
+            instance_allocation: InstanceAllocation::Pooled,
+            parallel_compilation: true,
         }
     }
+}
+
+impl RuntimeConfig {
+    /// For a process that loads a plugin, makes a call and exits
+    /// (`wasmplug run`): instances mapped on demand instead of a reserved
+    /// pool, and compilation on the calling thread. The limits are the same.
+    pub fn one_shot() -> Self {
+        RuntimeConfig {
+            instance_allocation: InstanceAllocation::OnDemand,
+            parallel_compilation: false,
+            ..RuntimeConfig::default()
+        }
+    }
+}
+
+/// How a [`crate::Runtime`] allocates instances ([`RuntimeConfig::instance_allocation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstanceAllocation {
+    /// wasmtime's pooling allocator: `pool_instances` slots reserved per
+    /// engine, reused from call to call (copy-on-write memory images, pages
+    /// reset in place).
+    #[default]
+    Pooled,
+    /// Each instance maps its own memory and unmaps it when dropped: nothing
+    /// reserved up front, more work per instance.
+    OnDemand,
 }
 
 /// Which engine runs a plugin.

@@ -37,7 +37,8 @@ pub mod units;
 mod value;
 
 pub use config::{
-    DirGrant, EngineKind, ExecutionMode, InstancePolicy, Limits, PluginConfig, RuntimeConfig, WasiGrants,
+    DirGrant, EngineKind, ExecutionMode, InstanceAllocation, InstancePolicy, Limits, PluginConfig, RuntimeConfig,
+    WasiGrants,
 };
 pub use engine::wasmtime::typed as wasmtime_ext;
 pub use error::{Frame, OutputStream, RuntimeError, TrapCode};

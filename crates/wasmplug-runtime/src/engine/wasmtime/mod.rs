@@ -30,7 +30,7 @@ use wasmtime_wasi::I32Exit;
 use super::wasi::{self, Stdio};
 use super::{CompileRequest, CompiledBackend, InstanceBackend};
 use crate::host::{CallState, HostTrap, HOST_MODULE};
-use crate::{Frame, Limits, RuntimeConfig, RuntimeError, TrapCode, Value, WasiGrants};
+use crate::{Frame, InstanceAllocation, Limits, RuntimeConfig, RuntimeError, TrapCode, Value, WasiGrants};
 
 /// What distinguishes one wasmtime engine configuration from another: fuel
 /// metering and the wasm stack size are engine-wide settings in wasmtime.
@@ -49,8 +49,33 @@ impl EngineKey {
     }
 }
 
-/// Builds an engine with the pooling allocator and epoch interruption.
+/// Builds an engine with epoch interruption and the runtime's instance
+/// allocation (the pooling allocator unless asked otherwise).
 fn new_engine(runtime: &RuntimeConfig, key: EngineKey) -> Result<Engine, RuntimeError> {
+    let allocation = match runtime.instance_allocation {
+        InstanceAllocation::Pooled => InstanceAllocationStrategy::Pooling(pool_config(runtime)),
+        InstanceAllocation::OnDemand => InstanceAllocationStrategy::OnDemand,
+    };
+    let mut config = Config::new();
+    config
+        .allocation_strategy(allocation)
+        .cranelift_opt_level(OptLevel::Speed)
+        .epoch_interruption(true)
+        .consume_fuel(key.fuel)
+        .max_wasm_stack(key.max_stack_bytes)
+        // Fibers for `call_async`: the wasm stack plus room for host calls.
+        .async_stack_size(key.max_stack_bytes + ASYNC_HOST_STACK_BYTES)
+        .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(32))
+        .memory_init_cow(true)
+        .parallel_compilation(runtime.parallel_compilation);
+    Engine::new(&config).map_err(|error| RuntimeError::Engine {
+        message: format!("cannot configure wasmtime: {error:#}"),
+    })
+}
+
+/// The pooling allocator's slots and what each keeps resident between
+/// instances.
+fn pool_config(runtime: &RuntimeConfig) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_core_instances(runtime.pool_instances)
         .total_memories(runtime.pool_instances)
@@ -67,21 +92,7 @@ fn new_engine(runtime: &RuntimeConfig, key: EngineKey) -> Result<Engine, Runtime
             .table_keep_resident(runtime.keep_resident_bytes)
             .pagemap_scan(wasmtime::Enabled::Auto);
     }
-    let mut config = Config::new();
-    config
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        .cranelift_opt_level(OptLevel::Speed)
-        .epoch_interruption(true)
-        .consume_fuel(key.fuel)
-        .max_wasm_stack(key.max_stack_bytes)
-        // Fibers for `call_async`: the wasm stack plus room for host calls.
-        .async_stack_size(key.max_stack_bytes + ASYNC_HOST_STACK_BYTES)
-        .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(32))
-        .memory_init_cow(true)
-        .parallel_compilation(true);
-    Engine::new(&config).map_err(|error| RuntimeError::Engine {
-        message: format!("cannot configure wasmtime: {error:#}"),
-    })
+    pool
 }
 
 /// Whether the kernel has the `PAGEMAP_SCAN` ioctl (Linux 6.7 and later).

@@ -898,3 +898,26 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
 
 /// How long a call waits for a free slot before the answer is 503.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
+
+#[cfg(test)]
+mod tests {
+    use wasmplug_runtime::Value;
+
+    #[test]
+    fn results_serialise_as_their_json_values() {
+        let values = [
+            Value::I32(43),
+            Value::I32(-1),
+            Value::I64(i64::MIN),
+            Value::F32(1.5),
+            Value::F32(f32::NEG_INFINITY),
+            Value::F64(0.1),
+            Value::F64(f64::NAN),
+            Value::F64(f64::INFINITY),
+        ];
+        let direct = serde_json::to_string(&super::Results(&values)).unwrap();
+        let tree: Vec<serde_json::Value> = values.iter().map(Value::to_json).collect();
+        assert_eq!(direct, serde_json::to_string(&tree).unwrap());
+        assert_eq!(direct, r#"[43,-1,-9223372036854775808,1.5,"-inf",0.1,"NaN","inf"]"#);
+    }
+}

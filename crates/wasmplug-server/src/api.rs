@@ -3,8 +3,10 @@
 //! epoch tick (see [`crate::lanes`]), behind a global concurrency cap with a
 //! short queue.
 
+use std::future::Future as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -24,9 +26,10 @@ use crate::error::ApiError;
 use crate::registry::{
     is_valid_name, ActiveVersion, Expected, ManifestChange, RegistryError, RegistryHealth, Slot, VersionId,
 };
-use crate::AppState;
+use crate::{AppState, Shared};
 
-/// The service's router over `state`.
+/// The service's router over `state`. Handlers share it behind one `Arc`,
+/// so a request clones one reference count, not one per field.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(crate::console::index))
@@ -46,7 +49,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/plugins/{name}/invoke/{function}", post(invoke_function))
         .route("/v1/audit", get(audit_trail))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
 /// The request body, read whole within the service's size cap and body
@@ -56,10 +59,10 @@ pub fn app(state: AppState) -> Router {
 /// they all treat a slow or oversized body the same way.
 struct Body(Bytes);
 
-impl axum::extract::FromRequest<AppState> for Body {
+impl axum::extract::FromRequest<Shared> for Body {
     type Rejection = ApiError;
 
-    async fn from_request(request: axum::extract::Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(request: axum::extract::Request, state: &Shared) -> Result<Self, ApiError> {
         let max_bytes = state.config.max_body_bytes;
         let timeout = state.config.body_timeout;
         let too_large = || {
@@ -77,7 +80,16 @@ impl axum::extract::FromRequest<AppState> for Body {
             return Err(too_large());
         }
         let limited = http_body_util::Limited::new(request.into_body(), max_bytes);
-        match tokio::time::timeout(timeout, http_body_util::BodyExt::collect(limited)).await {
+        let mut collect = std::pin::pin!(http_body_util::BodyExt::collect(limited));
+        // A small body has usually arrived with the headers: then it is
+        // taken as it is, without arming (and reading the clock for) a
+        // timer. Otherwise the timeout counts from here.
+        let first = std::future::poll_fn(|context| Poll::Ready(collect.as_mut().poll(context))).await;
+        let collected = match first {
+            Poll::Ready(collected) => Ok(collected),
+            Poll::Pending => tokio::time::timeout(timeout, collect).await,
+        };
+        match collected {
             Ok(Ok(collected)) => Ok(Body(collected.to_bytes())),
             Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
             Ok(Err(error)) => Err(ApiError::new(
@@ -101,7 +113,7 @@ async fn healthz() -> &'static str {
 /// 503 until the initial load finished. Then 200: `ready`, or
 /// `degraded: <why>` while a replica serves the last registry state it knew
 /// (it still serves calls, so a load balancer should keep sending them).
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<Shared>) -> Response {
     if !state.ready.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "loading plugins").into_response();
     }
@@ -119,7 +131,7 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-async fn list_plugins(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Json_>, ApiError> {
+async fn list_plugins(State(state): State<Shared>, headers: HeaderMap) -> Result<Json<Json_>, ApiError> {
     let reader = match state.config.guard_reads {
         true => Some(identify(&state, &headers)?),
         false => None,
@@ -156,7 +168,7 @@ async fn list_plugins(State(state): State<AppState>, headers: HeaderMap) -> Resu
 }
 
 async fn describe_plugin(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Path(name): Path<String>,
     headers: HeaderMap,
     _: Body,
@@ -260,7 +272,7 @@ struct UploadQuery {
 }
 
 async fn upload_plugin(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Path(name): Path<String>,
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
@@ -324,7 +336,7 @@ async fn upload_plugin(
 }
 
 async fn delete_plugin(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Path(name): Path<String>,
     headers: HeaderMap,
     _: Body,
@@ -350,7 +362,7 @@ struct RollbackQuery {
 }
 
 async fn rollback_plugin(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Path(name): Path<String>,
     Query(query): Query<RollbackQuery>,
     headers: HeaderMap,
@@ -396,7 +408,7 @@ struct CallRequest {
 }
 
 async fn call_function(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Path((name, function)): Path<(String, String)>,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
@@ -419,11 +431,32 @@ async fn call_function(
     let captured = |bytes: &[u8]| (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned());
     Ok(Json(CallResponse {
         logs: &outcome.logs,
-        results: outcome.results.iter().map(|value| value.to_json()).collect(),
+        results: Results(&outcome.results),
         stderr: captured(&outcome.stderr),
         stdout: captured(&outcome.stdout),
     })
     .into_response())
+}
+
+/// A call's results as JSON, written straight from the values: numbers,
+/// with non-finite floats as strings (as [`Value::to_json`] gives them).
+struct Results<'a>(&'a [Value]);
+
+impl Serialize for Results<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for value in self.0 {
+            match *value {
+                Value::I32(number) => seq.serialize_element(&number)?,
+                Value::I64(number) => seq.serialize_element(&number)?,
+                Value::F32(number) if number.is_finite() => seq.serialize_element(&f64::from(number))?,
+                Value::F64(number) if number.is_finite() => seq.serialize_element(&number)?,
+                other => seq.serialize_element(&other.to_string())?,
+            }
+        }
+        seq.end()
+    }
 }
 
 /// The answer to a typed call: its results, and what the plugin logged or
@@ -432,7 +465,7 @@ async fn call_function(
 struct CallResponse<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     logs: &'a [LogRecord],
-    results: Vec<Json_>,
+    results: Results<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stderr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -445,7 +478,7 @@ struct InvokeQuery {
 }
 
 async fn invoke_function(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Path((name, function)): Path<(String, String)>,
     Query(query): Query<InvokeQuery>,
     Body(body): Body,
@@ -800,7 +833,7 @@ struct AuditQuery {
 /// The audit trail, oldest first: `?plugin=` one plugin's, `?since=` (RFC
 /// 3339) from then on, `?limit=` the newest that many. Admins only.
 async fn audit_trail(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Query(query): Query<AuditQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Json_>, ApiError> {
@@ -865,3 +898,26 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
 
 /// How long a call waits for a free slot before the answer is 503.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
+
+#[cfg(test)]
+mod tests {
+    use wasmplug_runtime::Value;
+
+    #[test]
+    fn results_serialise_as_their_json_values() {
+        let values = [
+            Value::I32(43),
+            Value::I32(-1),
+            Value::I64(i64::MIN),
+            Value::F32(1.5),
+            Value::F32(f32::NEG_INFINITY),
+            Value::F64(0.1),
+            Value::F64(f64::NAN),
+            Value::F64(f64::INFINITY),
+        ];
+        let direct = serde_json::to_string(&super::Results(&values)).unwrap();
+        let tree: Vec<serde_json::Value> = values.iter().map(Value::to_json).collect();
+        assert_eq!(direct, serde_json::to_string(&tree).unwrap());
+        assert_eq!(direct, r#"[43,-1,-9223372036854775808,1.5,"-inf",0.1,"NaN","inf"]"#);
+    }
+}

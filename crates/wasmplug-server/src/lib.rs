@@ -129,7 +129,7 @@ impl ServerConfig {
     }
 }
 
-/// What every handler shares.
+/// What every handler shares (the router holds it in one [`Arc`]).
 #[derive(Clone)]
 pub struct AppState {
     /// The plugins.
@@ -146,6 +146,9 @@ pub struct AppState {
     lanes: Arc<Lanes>,
     backend: Backend,
 }
+
+/// The router's state: one reference count per request to clone.
+pub(crate) type Shared = Arc<AppState>;
 
 /// The registry behind [`AppState::registry`], for what only starting up
 /// needs to know: how to load it and follow its changes.

@@ -9,10 +9,10 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use crate::registry::LATENCY_BUCKETS_MICROS;
-use crate::AppState;
+use crate::Shared;
 
 /// Renders every plugin's counters.
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn render(State(state): State<Shared>) -> impl IntoResponse {
     let mut out = String::new();
     out.push_str("# HELP wasmplug_calls_total Plugin calls that succeeded.\n# TYPE wasmplug_calls_total counter\n");
     let slots = state.registry.slots();

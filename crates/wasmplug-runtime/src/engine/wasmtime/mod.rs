@@ -378,8 +378,13 @@ fn arm_store(store: &mut Store<HostState>, shared: &Shared, asynchronous: bool) 
     if asynchronous {
         // Wall-clock, not counted ticks: a call that waits for a thread
         // (the background lane runs at low priority) misses ticks.
-        store.data_mut().async_deadline = Some(Instant::now() + shared.limits.call_timeout);
-        store.epoch_deadline_callback(next_slice);
+        let deadline = Some(Instant::now() + shared.limits.call_timeout);
+        // The callback (boxed by wasmtime) stays installed between async
+        // calls on one instance; a sync call replaces it with the trap and
+        // clears `async_deadline`.
+        if std::mem::replace(&mut store.data_mut().async_deadline, deadline).is_none() {
+            store.epoch_deadline_callback(next_slice);
+        }
         store.set_epoch_deadline(1);
     } else {
         if store.data().async_deadline.is_some() {

@@ -76,14 +76,18 @@ pub fn run(sh: &Shell, quick: bool) -> anyhow::Result<String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
         .join("extism-bench");
-    // Set whatever the caller's environment says: users' machines often
-    // have it, and with it an error built inside either host captures a
-    // backtrace. Both hosts run in the one bench process, so they share it.
+    // `RUST_BACKTRACE=1` whatever the caller's environment says: users'
+    // machines often have it, and with it an error built inside either host
+    // captures a backtrace. Both hosts run in the one bench process, so they
+    // share it. `CARGO_TARGET_DIR` too, not only `--target-dir`: criterion
+    // puts its results under the former (else under the target directory
+    // `cargo metadata` reports for the bench's own workspace).
     cmd!(
         sh,
         "cargo bench --manifest-path {manifest} --target-dir {target} --bench vs_extism -- {timing...}"
     )
     .env("RUST_BACKTRACE", "1")
+    .env("CARGO_TARGET_DIR", &target)
     .run()?;
     let lock_path = root.join(CRATE).join("Cargo.lock");
     let lock = std::fs::read_to_string(&lock_path).with_context(|| format!("cannot read {}", lock_path.display()))?;
@@ -192,8 +196,9 @@ fn render(criterion: &Path, versions: &Versions) -> anyhow::Result<String> {
     let mut out = String::from("## Side by side with Extism\n\n");
     let _ = write!(
         out,
-        "`crates/wasmplug-extism-bench` (`vs_extism`): Extism {extism}, the Rust SDK without its default features, \
-         on its own wasmtime {extism_wasmtime}; wasmplug on wasmtime {wasmplug_wasmtime}. Both hosts run in one \
+        "`crates/wasmplug-extism-bench` (`vs_extism`): Extism {extism}'s Rust SDK (with wasmtime's default \
+         features, which it needs, but not its HTTP client nor its HTTP and file-system host functions) on its own \
+         wasmtime {extism_wasmtime}; wasmplug on wasmtime {wasmplug_wasmtime}. Both hosts run in one \
          process with `RUST_BACKTRACE=1` set explicitly (users' machines often have it; with it an error built \
          inside either host captures a backtrace). The guests are WAT: Extism's against its kernel imports, \
          copying 8 bytes at a time and the tail byte by byte as its PDKs do; wasmplug's against its bytes ABI. \

@@ -11,6 +11,7 @@ use xtask::{build_plugins, plugins_out_dir, project_root, release_binary};
 mod api_fuzz;
 mod bench;
 mod cluster;
+mod extism_bench;
 mod load_test;
 mod scale;
 mod service;
@@ -33,12 +34,16 @@ commands:
                              the example plugins, print the replicas' addresses;
                              Ctrl-C stops everything
     bench [--quick] [--report-only]
-                             run the criterion benches and write BENCHMARKS.md
-                             (--report-only: from the last run's results)
+                             run the criterion benches (Extism's side by side
+                             in crates/wasmplug-extism-bench, its own workspace),
+                             the load test and the memory-at-scale run, and
+                             write BENCHMARKS.md (--report-only: from the last
+                             run's results)
     load-test [--seconds N]  start the release service on loopback and drive it
                              with wrk for N seconds per case (default 10), in 5
                              interleaved rounds: /healthz, call process(21),
-                             call counter, invoke upper
+                             call counter, invoke upper; then memory and
+                             start-up with 0, 100 and 1,000 plugins
     soak [--minutes N]       mixed traffic (calls, invokes, uploads, rollbacks,
                              hostile plugins) against the release service for
                              N minutes (default 10); reports requests, errors
@@ -94,7 +99,7 @@ fn main() -> anyhow::Result<()> {
                 String::new()
             } else {
                 let http = load_test::run(&sh, if quick { 10 } else { 20 }, 32)?;
-                format!("{http}\n{}", scale::run(&sh)?)
+                format!("{http}\n{}\n{}", scale::run(&sh)?, extism_bench::run(&sh, quick)?)
             };
             bench::run(&sh, quick, report_only, &load)?;
         }

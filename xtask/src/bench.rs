@@ -235,7 +235,7 @@ fn render(criterion: &Path, extra_sections: &str, machine: &str) -> anyhow::Resu
 }
 
 /// Criterion's mean estimate, in nanoseconds, for `group/bench`.
-fn mean_ns(criterion: &Path, id: &str) -> anyhow::Result<f64> {
+pub(crate) fn mean_ns(criterion: &Path, id: &str) -> anyhow::Result<f64> {
     let path = criterion.join(id).join("new/estimates.json");
     let text = std::fs::read_to_string(&path).with_context(|| format!("no result for {id} at {}", path.display()))?;
     let json: serde_json::Value =
@@ -245,7 +245,7 @@ fn mean_ns(criterion: &Path, id: &str) -> anyhow::Result<f64> {
         .with_context(|| format!("no mean in {}", path.display()))
 }
 
-fn human(ns: f64) -> String {
+pub(crate) fn human(ns: f64) -> String {
     match ns {
         ns if ns < 1e3 => format!("{ns:.1} ns"),
         ns if ns < 1e6 => format!("{:.2} µs", ns / 1e3),

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use xshell::{cmd, Shell};
 
+use crate::bench::{human, mean_ns};
+
 /// One row: the same work on wasmplug and on Extism.
 struct Row {
     case: &'static str,
@@ -231,28 +233,6 @@ fn ratio(extism_ns: f64, wasmplug_ns: f64) -> String {
         format!("{ratio:.2} (wasmplug {ratio:.1}x faster)")
     } else {
         format!("{ratio:.2} (wasmplug {:.1}x slower)", 1.0 / ratio)
-    }
-}
-
-// Copies of bench.rs's helpers (to be shared when the two are joined).
-
-/// Criterion's mean estimate, in nanoseconds, for `group/bench`.
-fn mean_ns(criterion: &Path, id: &str) -> anyhow::Result<f64> {
-    let path = criterion.join(id).join("new/estimates.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("no result for {id} at {}", path.display()))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
-    json["mean"]["point_estimate"]
-        .as_f64()
-        .with_context(|| format!("no mean in {}", path.display()))
-}
-
-fn human(ns: f64) -> String {
-    match ns {
-        ns if ns < 1e3 => format!("{ns:.1} ns"),
-        ns if ns < 1e6 => format!("{:.2} µs", ns / 1e3),
-        ns if ns < 1e9 => format!("{:.2} ms", ns / 1e6),
-        ns => format!("{:.2} s", ns / 1e9),
     }
 }
 

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context as _};
 use xshell::{cmd, Shell};
 
+use wasmplug_test_support::service::status_kib;
+
 use crate::service::Service;
 
 /// How many plugins each row loads.
@@ -25,11 +27,26 @@ const IN_FLIGHT: usize = 64;
 /// flight, holding its instance, using no CPU).
 const NAP_MS: u64 = 3000;
 
-/// One start of the service.
+/// One start of the service: how long until it listened, and its memory
+/// then.
 struct Reading {
     ready: Duration,
+    memory: Memory,
+}
+
+/// A process's resident and virtual memory.
+struct Memory {
     rss_kib: u64,
     virtual_kib: u64,
+}
+
+impl Memory {
+    fn of(service: &Service) -> anyhow::Result<Memory> {
+        Ok(Memory {
+            rss_kib: status_kib(service.pid(), "VmRSS:")?,
+            virtual_kib: status_kib(service.pid(), "VmSize:")?,
+        })
+    }
 }
 
 /// Runs the measurements and returns them as a markdown section.
@@ -57,7 +74,7 @@ pub fn run(sh: &Shell) -> anyhow::Result<String> {
         drop(service);
         eprintln!(
             "{count} plugins: ready in {:.0?} cold, {:.0?} warm; idle RSS {} KiB, virtual {} KiB",
-            cold.ready, warm.ready, warm.rss_kib, warm.virtual_kib
+            cold.ready, warm.ready, warm.memory.rss_kib, warm.memory.virtual_kib
         );
         rows.push((count, cold, warm, cache_bytes));
     }
@@ -65,11 +82,11 @@ pub fn run(sh: &Shell) -> anyhow::Result<String> {
     render(&rows, &busy)
 }
 
-fn render(rows: &[(usize, Reading, Reading, u64)], busy: &(Reading, Reading)) -> anyhow::Result<String> {
+fn render(rows: &[(usize, Reading, Reading, u64)], busy: &(Memory, Memory)) -> anyhow::Result<String> {
     let (_, _, empty, _) = rows.first().context("no rows")?;
     let (most, _, largest, cache_bytes) = rows.last().context("no rows")?;
     ensure!(*most > 0, "the largest row loads no plugins");
-    let per_plugin_kib = (largest.rss_kib as f64 - empty.rss_kib as f64) / *most as f64;
+    let per_plugin_kib = (largest.memory.rss_kib as f64 - empty.memory.rss_kib as f64) / *most as f64;
     let code_kib = *cache_bytes as f64 / 1024.0 / *most as f64;
     let mut out = String::from(
         "## Memory and start-up at scale\n\n`wasmplug serve` (release) over N distinct copies of `process.wasm` \
@@ -85,8 +102,8 @@ fn render(rows: &[(usize, Reading, Reading, u64)], busy: &(Reading, Reading)) ->
             "| {count} | {:.0} ms | {:.0} ms | {:.1} MiB | {:.1} GiB |",
             millis(cold.ready),
             millis(warm.ready),
-            warm.rss_kib as f64 / 1024.0,
-            warm.virtual_kib as f64 / 1024.0 / 1024.0
+            warm.memory.rss_kib as f64 / 1024.0,
+            warm.memory.virtual_kib as f64 / 1024.0 / 1024.0
         );
     }
     let (idle, loaded) = busy;
@@ -124,8 +141,7 @@ fn start(plugins: &Path) -> anyhow::Result<(Service, Reading)> {
     let ready = started.elapsed();
     let reading = Reading {
         ready,
-        rss_kib: status_kib(service.pid(), "VmRSS:")?,
-        virtual_kib: status_kib(service.pid(), "VmSize:")?,
+        memory: Memory::of(&service)?,
     };
     Ok((service, reading))
 }
@@ -133,12 +149,8 @@ fn start(plugins: &Path) -> anyhow::Result<(Service, Reading)> {
 /// Adds `sleeper` to the running service, holds [`IN_FLIGHT`] calls in
 /// it, and reads the memory while they are all in flight (the service's
 /// own gauge says so). Returns (before, during).
-fn in_flight(service: &Service, plugins: &Path) -> anyhow::Result<(Reading, Reading)> {
-    let idle = Reading {
-        ready: Duration::ZERO,
-        rss_kib: status_kib(service.pid(), "VmRSS:")?,
-        virtual_kib: status_kib(service.pid(), "VmSize:")?,
-    };
+fn in_flight(service: &Service, plugins: &Path) -> anyhow::Result<(Memory, Memory)> {
+    let idle = Memory::of(service)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .proxy(None)
@@ -201,11 +213,7 @@ fn in_flight(service: &Service, plugins: &Path) -> anyhow::Result<(Reading, Read
             .trim()
             .parse()?;
         if now == IN_FLIGHT {
-            break Reading {
-                ready: Duration::ZERO,
-                rss_kib: status_kib(service.pid(), "VmRSS:")?,
-                virtual_kib: status_kib(service.pid(), "VmSize:")?,
-            };
+            break Memory::of(service)?;
         }
         ensure!(
             Instant::now() < deadline,
@@ -253,15 +261,4 @@ fn directory_bytes(dir: &Path) -> anyhow::Result<u64> {
         }
     }
     Ok(total)
-}
-
-/// One `kB` figure of `/proc/<pid>/status` (`VmRSS:`, `VmSize:`).
-fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("no {field} figure in {path}"))
 }

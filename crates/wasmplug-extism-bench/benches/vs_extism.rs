@@ -35,8 +35,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use extism::PluginBuilder;
 use wasmplug_runtime::{CacheOutcome, InstancePolicy, Plugin, PluginConfig, Runtime, RuntimeConfig};
 
-/// Extism's `noop`: no input, no output, returns 0.
-const EXTISM_NOOP: &str = r#"
+/// `noop` for both hosts: no input, no output, returns 0. It imports
+/// nothing and writes nothing, so wasmplug serves it as a stateless module
+/// (an idle instance serves every call).
+const NOOP: &str = r#"
 (module
   (func (export "noop") (result i32)
     i32.const 0))
@@ -92,14 +94,6 @@ const EXTISM_ECHO: &str = r#"
         (br $tail)))
     (call $output_set (local.get $out) (local.get $len))
     (i32.const 0)))
-"#;
-
-/// wasmplug's `noop` on a stateless module: imports nothing, writes nothing,
-/// so an idle instance serves every call.
-const WASMPLUG_NOOP_STATELESS: &str = r#"
-(module
-  (func (export "noop") (result i32)
-    i32.const 0))
 "#;
 
 /// wasmplug's `noop` on a module that counts its calls in a global: a call
@@ -180,15 +174,10 @@ fn reuse_policy() -> PluginConfig {
 }
 
 fn noop(c: &mut Criterion) {
-    let mut extism = extism_plugin("noop", &wasm("extism noop", EXTISM_NOOP));
+    let mut extism = extism_plugin("noop", &wasm("extism noop", NOOP));
     let runtime = runtime(None);
     let config = PluginConfig::default();
-    let stateless = load(
-        &runtime,
-        "noop",
-        &wasm("wasmplug noop", WASMPLUG_NOOP_STATELESS),
-        &config,
-    );
+    let stateless = load(&runtime, "noop", &wasm("wasmplug noop", NOOP), &config);
     let fresh = load(
         &runtime,
         "noop_fresh",

@@ -46,5 +46,5 @@ pub use host::HOST_MODULE;
 pub use outcome::{CacheOutcome, CallOutcome, LogLevel, LogRecord};
 pub use plugin::{FunctionExport, Plugin, PluginInstance};
 pub use runtime::Runtime;
-pub use value::Value;
+pub use value::{AsJson, Value};
 pub use wasmplug_inspect;

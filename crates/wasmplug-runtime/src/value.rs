@@ -102,12 +102,29 @@ impl Value {
 
     /// The value as JSON: numbers, with non-finite floats as strings.
     pub fn to_json(&self) -> serde_json::Value {
-        match *self {
-            Value::I32(value) => value.into(),
-            Value::I64(value) => value.into(),
-            Value::F32(value) if value.is_finite() => f64::from(value).into(),
-            Value::F64(value) if value.is_finite() => value.into(),
-            other => other.to_string().into(),
+        serde_json::to_value(self.as_json()).unwrap_or_else(|_| unreachable!("a number or a string"))
+    }
+
+    /// The value as the service and `wasmplug run --json` write it (see
+    /// [`Value::to_json`]), serialised without building a JSON tree.
+    pub fn as_json(self) -> AsJson {
+        AsJson(self)
+    }
+}
+
+/// A [`Value`] serialised as JSON: a number, or for a non-finite float the
+/// string `Display` gives (`NaN`, `inf`, `-inf`), which JSON has no number for.
+#[derive(Debug, Clone, Copy)]
+pub struct AsJson(Value);
+
+impl Serialize for AsJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::I32(value) => serializer.serialize_i32(value),
+            Value::I64(value) => serializer.serialize_i64(value),
+            Value::F32(value) if value.is_finite() => serializer.serialize_f64(f64::from(value)),
+            Value::F64(value) if value.is_finite() => serializer.serialize_f64(value),
+            other => serializer.collect_str(&other),
         }
     }
 }

@@ -438,24 +438,13 @@ async fn call_function(
     .into_response())
 }
 
-/// A call's results as JSON, written straight from the values: numbers,
-/// with non-finite floats as strings (as [`Value::to_json`] gives them).
+/// A call's results as JSON, written straight from the values
+/// ([`Value::as_json`]), with no list of JSON values in between.
 struct Results<'a>(&'a [Value]);
 
 impl Serialize for Results<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq as _;
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for value in self.0 {
-            match *value {
-                Value::I32(number) => seq.serialize_element(&number)?,
-                Value::I64(number) => seq.serialize_element(&number)?,
-                Value::F32(number) if number.is_finite() => seq.serialize_element(&f64::from(number))?,
-                Value::F64(number) if number.is_finite() => seq.serialize_element(&number)?,
-                other => seq.serialize_element(&other.to_string())?,
-            }
-        }
-        seq.end()
+        serializer.collect_seq(self.0.iter().map(|value| value.as_json()))
     }
 }
 

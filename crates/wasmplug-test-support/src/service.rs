@@ -70,11 +70,17 @@ pub fn start(mut command: Command) -> anyhow::Result<(Child, SocketAddr)> {
 /// A process's resident memory in KiB, from `/proc/<pid>/status`. A reading
 /// that fails is an error, never a made-up figure.
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// One `kB` figure of `/proc/<pid>/status` (`VmRSS:`, `VmSize:`); a reading
+/// that fails is an error.
+pub fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("no VmRSS figure in {path}"))
+        .with_context(|| format!("no {field} figure in {path}"))
 }

@@ -31,6 +31,66 @@ fn run_the_seed_plugin() {
 }
 
 #[test]
+fn run_keeps_the_compiled_module_and_reuses_it() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("nested").join("wasmplug");
+    let cache_arg = cache.display().to_string();
+    let entries = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cache)
+            .map(|dir| dir.map(|entry| entry.unwrap().path()).collect())
+            .unwrap_or_default()
+    };
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["target/plugins/process.wasm", "process", "21"]);
+        let output = wasmplug(&args);
+        assert_eq!((output.code, output.stdout.as_str()), (0, "43\n"), "{output:?}");
+    };
+
+    run(&["--cache-dir", &cache_arg]);
+    let first = entries();
+    assert_eq!(first.len(), 1, "one compiled entry: {first:?}");
+    assert!(
+        first[0].extension().is_some_and(|extension| extension == "cwasm"),
+        "{first:?}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the cache holds native code: private to its user");
+    }
+    let written = std::fs::metadata(&first[0]).unwrap().modified().unwrap();
+
+    // The second run loads the entry: nothing is added or rewritten.
+    run(&["--cache-dir", &cache_arg]);
+    assert_eq!(entries(), first);
+    assert_eq!(std::fs::metadata(&first[0]).unwrap().modified().unwrap(), written);
+
+    // A damaged entry is compiled again, never run.
+    std::fs::write(&first[0], b"WPCACHE1 not a module").unwrap();
+    run(&["--cache-dir", &cache_arg]);
+    assert!(
+        std::fs::metadata(&first[0]).unwrap().len() > 1000,
+        "the entry was rewritten"
+    );
+
+    // `--no-cache` compiles afresh; it cannot be combined with a directory.
+    run(&["--no-cache"]);
+    let both = wasmplug(&[
+        "run",
+        "--no-cache",
+        "--cache-dir",
+        &cache_arg,
+        "target/plugins/process.wasm",
+        "process",
+        "21",
+    ]);
+    assert_eq!(both.code, 2, "the two flags conflict: {both:?}");
+}
+
+#[test]
 fn run_every_numeric_export() {
     check(
         "run_numeric",

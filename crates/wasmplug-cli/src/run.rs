@@ -57,6 +57,13 @@ pub struct RunArgs {
     /// Print a JSON object: results, output, logs, stdout, stderr, duration, fuel.
     #[arg(long)]
     json: bool,
+    /// Where compiled modules are kept between runs (default
+    /// `$XDG_CACHE_HOME/wasmplug`, else `~/.cache/wasmplug`).
+    #[arg(long, env = "WASMPLUG_CACHE_DIR", value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Compile the module afresh and keep nothing on disk.
+    #[arg(long)]
+    no_cache: bool,
     /// Run the module only if it carries a valid signature by one of these
     /// public keys: a key file, or a directory of `*.pub` files.
     #[arg(long, env = "WASMPLUG_TRUSTED_KEYS", value_name = "DIR|FILE")]
@@ -79,8 +86,17 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> any
     config.execution_mode = args.execution_mode;
 
     // One call, then exit: no instance pool to reserve and tear down, no
-    // compilation threads to start.
-    let runtime = Runtime::new(RuntimeConfig::one_shot())?;
+    // compilation threads to start; and, as with `wasmtime run`, the
+    // compiled module kept on disk, so running a module again does not
+    // compile it again.
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: if args.no_cache {
+            None
+        } else {
+            args.cache_dir.clone().or_else(default_cache_dir)
+        },
+        ..RuntimeConfig::one_shot()
+    })?;
     let plugin = match &args.trusted_keys {
         None => runtime.load_file(&args.module, &config),
         Some(path) => {
@@ -160,6 +176,20 @@ fn print_json(outcome: &CallOutcome, elapsed: Duration, engine: &str, stdout: &m
     });
     writeln!(stdout, "{}", serde_json::to_string_pretty(&json)?)?;
     Ok(())
+}
+
+/// `$XDG_CACHE_HOME/wasmplug`, else `$HOME/.cache/wasmplug`; none when
+/// neither is set (or either is relative, which the XDG specification says
+/// to ignore).
+fn default_cache_dir() -> Option<PathBuf> {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map(|base| base.join("wasmplug"))
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {

@@ -420,8 +420,12 @@ impl Plugin {
 /// Idle instances a stateless plugin keeps: enough for every thread that
 /// may call it at once, within reason. Each holds a slot of the engine's
 /// instance pool.
+/// Asked once per process: `available_parallelism` reads the cgroup's CPU
+/// quota from `/proc` and `/sys` each time, which a service loading 1,000
+/// plugins, or a one-shot `wasmplug run`, would otherwise pay per plugin.
 fn stateless_idle_instances() -> usize {
-    std::thread::available_parallelism().map_or(2, usize::from).clamp(2, 8)
+    static IDLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *IDLE.get_or_init(|| std::thread::available_parallelism().map_or(2, usize::from).clamp(2, 8))
 }
 
 /// Counts one running call; released on drop, even on error paths.

@@ -34,6 +34,7 @@ use wasmplug_trust::signing::TrustedKeys;
 use wasmplug_trust::tokens::Tokens;
 
 mod api;
+mod connection;
 mod console;
 mod error;
 mod lanes;
@@ -359,7 +360,7 @@ async fn serve_connections(
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let connection = connections.watch(connection);
+        let connection = connection::Repolled::new(connections.watch(connection));
         tokio::spawn(async move {
             // Errors here are the client's (reset, timed out): nothing to do.
             let _ = connection.await;

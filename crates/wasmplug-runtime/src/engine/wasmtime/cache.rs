@@ -30,8 +30,15 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
+    /// Opens `dir`, creating it (and its parents) if missing. A directory
+    /// this creates is private to the user (mode 0700 on Unix): its entries
+    /// are native code the host will run.
     pub fn new(dir: &Path) -> Result<Cache, RuntimeError> {
-        std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|source| RuntimeError::Io {
             path: dir.display().to_string(),
             source,
         })?;

@@ -25,8 +25,7 @@ pub fn ensure_nats_server() -> anyhow::Result<PathBuf> {
     if let Some(path) = nats::find_nats_server() {
         return Ok(path);
     }
-    let may_install = std::env::var_os("WASMPLUG_NO_INSTALL").is_none_or(|value| value != "1")
-        && wasmplug_build::toolchain::can_install_packages();
+    let may_install = may_install_packages();
     if !may_install {
         return nats::nats_server();
     }
@@ -48,8 +47,7 @@ pub fn ensure_browser() -> anyhow::Result<()> {
     if browser::find_browser().is_some() {
         return Ok(());
     }
-    let may_install = std::env::var_os("WASMPLUG_NO_INSTALL").is_none_or(|value| value != "1")
-        && wasmplug_build::toolchain::can_install_packages();
+    let may_install = may_install_packages();
     if !may_install {
         bail!("{}", browser::missing().unwrap_or_default());
     }
@@ -64,6 +62,33 @@ pub fn ensure_browser() -> anyhow::Result<()> {
         Some(reason) => bail!("{reason}"),
         None => Ok(()),
     }
+}
+
+/// The one command that installs hyperfine on Debian.
+pub const HYPERFINE_INSTALL_COMMAND: &str = "apt-get update && apt-get install -y hyperfine";
+
+/// `hyperfine` (`cargo xtask bench`'s whole-process timings), installed
+/// with apt-get when it is missing and this machine allows it (root on
+/// Debian, and `WASMPLUG_NO_INSTALL` is not `1`).
+pub fn ensure_hyperfine() -> anyhow::Result<PathBuf> {
+    use wasmplug_build::toolchain::find_program;
+    if let Some(path) = find_program("hyperfine") {
+        return Ok(path);
+    }
+    if !may_install_packages() {
+        bail!("hyperfine is not installed; install it (as root, on Debian) with:\n    {HYPERFINE_INSTALL_COMMAND}");
+    }
+    eprintln!("xtask: installing hyperfine");
+    wasmplug_build::toolchain::apt_install(&["hyperfine"])
+        .with_context(|| format!("cannot install hyperfine; run by hand:\n    {HYPERFINE_INSTALL_COMMAND}"))?;
+    find_program("hyperfine").context("hyperfine is still not on PATH after installing it")
+}
+
+/// Whether a missing Debian package may be installed: root on Debian, and
+/// `WASMPLUG_NO_INSTALL` is not `1`.
+fn may_install_packages() -> bool {
+    std::env::var_os("WASMPLUG_NO_INSTALL").is_none_or(|value| value != "1")
+        && wasmplug_build::toolchain::can_install_packages()
 }
 
 /// The toolchain, `wasm-objdump` included, installed when missing if this

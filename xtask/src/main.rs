@@ -16,6 +16,7 @@ mod load_test;
 mod scale;
 mod service;
 mod soak;
+mod whole_process;
 
 const HELP: &str = "\
 cargo xtask <command>
@@ -36,9 +37,13 @@ commands:
     bench [--quick] [--report-only]
                              run the criterion benches (Extism's side by side
                              in crates/wasmplug-extism-bench, its own workspace),
-                             the load test and the memory-at-scale run, and
-                             write BENCHMARKS.md (--report-only: from the last
-                             run's results)
+                             the load test, the memory-at-scale run and the
+                             whole-process comparison (hyperfine, installed if
+                             missing: `wasmplug run` against the seed's
+                             `wasmedge --reactor` command, or wasmtime's when
+                             WasmEdge is not on PATH; skipped, saying so, with
+                             neither), and write BENCHMARKS.md (--report-only:
+                             from the last run's results)
     load-test [--seconds N]  start the release service on loopback and drive it
                              with wrk for N seconds per case (default 10), in 5
                              interleaved rounds: /healthz, call process(21),
@@ -99,7 +104,12 @@ fn main() -> anyhow::Result<()> {
                 String::new()
             } else {
                 let http = load_test::run(&sh, if quick { 10 } else { 20 }, 32)?;
-                format!("{http}\n{}\n{}", scale::run(&sh)?, extism_bench::run(&sh, quick)?)
+                format!(
+                    "{http}\n{}\n{}\n{}",
+                    scale::run(&sh)?,
+                    whole_process::run(&sh)?,
+                    extism_bench::run(&sh, quick)?
+                )
             };
             bench::run(&sh, quick, report_only, &load)?;
         }

@@ -36,6 +36,9 @@ const RUNS: &str = "200";
 /// `wasmplug run`'s arguments, run in the plugin's directory.
 const WASMPLUG_ARGS: &[&str] = &["run", "plugin.wasm", "process", "21"];
 
+/// The same with nothing kept between runs: every run compiles the module.
+const WASMPLUG_NO_CACHE_ARGS: &[&str] = &["run", "--no-cache", "plugin.wasm", "process", "21"];
+
 /// The seed's command on one engine.
 #[derive(Debug, Clone, PartialEq)]
 struct Baseline {
@@ -104,6 +107,8 @@ struct Measured {
     compile_line: String,
     baseline_timing: Timing,
     wasmplug_timing: Timing,
+    /// `wasmplug run --no-cache`: for information, no target.
+    no_cache_timing: Timing,
 }
 
 /// Times both commands and returns the section; with neither WasmEdge nor
@@ -134,30 +139,40 @@ fn measure(sh: &Shell, hyperfine: &Path, baseline: &Baseline, wasmplug: &Path) -
     let dir = tempfile::tempdir()?;
     let compile_line = build_seed_plugin(sh, dir.path())?;
     let wasmplug_name = format!("wasmplug {}", WASMPLUG_ARGS.join(" "));
+    let no_cache_name = format!("wasmplug {}", WASMPLUG_NO_CACHE_ARGS.join(" "));
     let baseline_name = baseline.command();
     let export = dir.path().join("hf.json");
     {
         let _in_plugin_dir = sh.push_dir(dir.path());
+        // `wasmplug run` keeps compiled modules under `$XDG_CACHE_HOME`:
+        // one of the bench's own, empty at first, so the first (checking)
+        // run compiles, and nothing of the user's is read or written.
+        let _cache = sh.push_env("XDG_CACHE_HOME", dir.path().join("cache"));
         check_prints_expected(sh, &baseline.program, baseline.args)?;
         check_prints_expected(sh, wasmplug, WASMPLUG_ARGS)?;
+        check_prints_expected(sh, wasmplug, WASMPLUG_NO_CACHE_ARGS)?;
         let baseline_line = command_line(&baseline.program, baseline.args);
         let wasmplug_line = command_line(wasmplug, WASMPLUG_ARGS);
+        let no_cache_line = command_line(wasmplug, WASMPLUG_NO_CACHE_ARGS);
         cmd!(
             sh,
-            "{hyperfine} -N --warmup {WARMUP} --runs {RUNS} --export-json {export} --command-name {baseline_name} {baseline_line} --command-name {wasmplug_name} {wasmplug_line}"
+            "{hyperfine} -N --warmup {WARMUP} --runs {RUNS} --export-json {export} --command-name {baseline_name} {baseline_line} --command-name {wasmplug_name} {wasmplug_line} --command-name {no_cache_name} {no_cache_line}"
         )
         .run()
         .context("hyperfine failed")?;
     }
     let json = std::fs::read_to_string(&export).with_context(|| format!("cannot read {}", export.display()))?;
     let timings = parse_hyperfine(&json).with_context(|| format!("cannot read hyperfine's {}", export.display()))?;
-    let [baseline_timing, wasmplug_timing] = <[Timing; 2]>::try_from(timings)
-        .map_err(|timings| anyhow::anyhow!("hyperfine reported {} commands, not 2", timings.len()))?;
+    let [baseline_timing, wasmplug_timing, no_cache_timing] = <[Timing; 3]>::try_from(timings)
+        .map_err(|timings| anyhow::anyhow!("hyperfine reported {} commands, not 3", timings.len()))?;
     ensure!(
-        baseline_timing.command == baseline_name && wasmplug_timing.command == wasmplug_name,
-        "hyperfine reported `{}` and `{}`, not `{baseline_name}` and `{wasmplug_name}`",
+        baseline_timing.command == baseline_name
+            && wasmplug_timing.command == wasmplug_name
+            && no_cache_timing.command == no_cache_name,
+        "hyperfine reported `{}`, `{}` and `{}`, not `{baseline_name}`, `{wasmplug_name}` and `{no_cache_name}`",
         baseline_timing.command,
-        wasmplug_timing.command
+        wasmplug_timing.command,
+        no_cache_timing.command
     );
     Ok(Measured {
         baseline_version: version(sh, &baseline.program)?,
@@ -167,6 +182,7 @@ fn measure(sh: &Shell, hyperfine: &Path, baseline: &Baseline, wasmplug: &Path) -
         compile_line,
         baseline_timing,
         wasmplug_timing,
+        no_cache_timing,
     })
 }
 
@@ -303,6 +319,7 @@ fn render(measured: &Measured) -> String {
         compile_line,
         baseline_timing,
         wasmplug_timing,
+        no_cache_timing,
     } = measured;
     let mut out = format!("{HEADING}\n\n");
     let _ = write!(
@@ -312,13 +329,15 @@ fn render(measured: &Measured) -> String {
          hyperfine {hyperfine_version} starts each directly (`-N`, no shell in between) in the plugin's directory, \
          {WARMUP} warm-up runs then {RUNS} timed runs; before timing, each command is run once and must print \
          `43`. The plugin is built with the seed's own line: `{compile_line}`. User and system are CPU time per \
-         run.\n\n",
+         run. Like `wasmtime run`, `wasmplug run` keeps the compiled module on disk (here in a directory of the \
+         bench's own, filled by the check run), so a timed run loads it rather than compiling it; the \
+         `--no-cache` row compiles on every run, for information.\n\n",
         baseline.command(),
         baseline.engine,
         WASMPLUG_ARGS.join(" "),
     );
     out.push_str("| command | mean ± σ | median | user | system |\n|---|---|---|---|---|\n");
-    for timing in [baseline_timing, wasmplug_timing] {
+    for timing in [baseline_timing, wasmplug_timing, no_cache_timing] {
         let _ = writeln!(
             out,
             "| `{}` | {} ± {} | {} | {} | {} |",
@@ -336,6 +355,11 @@ fn render(measured: &Measured) -> String {
         "\nwasmplug's median over the seed's: {ratio:.2}x. Target: ≤ 1.00x (no slower than the seed's command): \
          **{}**.",
         if ratio <= 1.0 { "met" } else { "NOT met" }
+    );
+    let _ = writeln!(
+        out,
+        "Compiling on every run (`--no-cache`) over the seed's: {:.2}x (information).",
+        no_cache_timing.median / baseline_timing.median
     );
     out
 }
@@ -404,6 +428,7 @@ mod tests {
                 .into(),
             baseline_timing: timing("wasmedge --reactor plugin.wasm process 21", baseline_median),
             wasmplug_timing: timing("wasmplug run plugin.wasm process 21", wasmplug_median),
+            no_cache_timing: timing("wasmplug run --no-cache plugin.wasm process 21", wasmplug_median * 1.5),
         }
     }
 
@@ -493,7 +518,12 @@ mod tests {
             [
                 "| `wasmedge --reactor plugin.wasm process 21` | 10.10 ms ± 500.00 µs | 10.00 ms | 5.00 ms | 3.33 ms |",
                 "| `wasmplug run plugin.wasm process 21` | 4.04 ms ± 200.00 µs | 4.00 ms | 2.00 ms | 1.33 ms |",
+                "| `wasmplug run --no-cache plugin.wasm process 21` | 6.06 ms ± 300.00 µs | 6.00 ms | 3.00 ms | 2.00 ms |",
             ]
+        );
+        assert!(
+            section.contains("(`--no-cache`) over the seed's: 0.60x (information)."),
+            "{section}"
         );
         assert!(skipped().starts_with(&format!("{HEADING}\n\nNot run: neither `wasmedge`")));
     }

@@ -29,9 +29,16 @@ const SOURCE: &str = "cpp-plugins/process.cpp";
 /// What `process(21)` prints, on both engines.
 const EXPECTED: &str = "43";
 
-/// hyperfine's runs before timing, and timed runs, per command.
-const WARMUP: &str = "20";
-const RUNS: &str = "200";
+/// hyperfine's runs before timing, and timed runs, per command and round.
+const WARMUP: &str = "10";
+const RUNS: &str = "60";
+
+/// How many times hyperfine times the commands. The machine's speed drifts
+/// from second to second, and hyperfine runs one command's runs together,
+/// so the commands take turns: each round times all of them (in the
+/// opposite order to the round before), and the ratio is the median of the
+/// rounds' ratios.
+const ROUNDS: usize = 5;
 
 /// `wasmplug run`'s arguments, run in the plugin's directory.
 const WASMPLUG_ARGS: &[&str] = &["run", "plugin.wasm", "process", "21"];
@@ -95,6 +102,57 @@ struct Timing {
     system: f64,
 }
 
+/// One command's figures over the rounds, in seconds.
+#[derive(Debug, Clone, PartialEq)]
+struct Summary {
+    command: String,
+    /// The median of the rounds' medians.
+    median: f64,
+    /// The lowest and highest of the rounds' medians.
+    lowest: f64,
+    highest: f64,
+    /// Mean user and system CPU time per run, over every round.
+    user: f64,
+    system: f64,
+}
+
+impl Summary {
+    /// `rounds`: one command's timing in each round (none is an error).
+    fn of(rounds: &[&Timing]) -> anyhow::Result<Summary> {
+        let first = rounds.first().context("no rounds")?;
+        let medians: Vec<f64> = rounds.iter().map(|timing| timing.median).collect();
+        let count = rounds.len() as f64;
+        Ok(Summary {
+            command: first.command.clone(),
+            median: median(&medians)?,
+            lowest: medians.iter().copied().fold(f64::INFINITY, f64::min),
+            highest: medians.iter().copied().fold(0.0, f64::max),
+            user: rounds.iter().map(|timing| timing.user).sum::<f64>() / count,
+            system: rounds.iter().map(|timing| timing.system).sum::<f64>() / count,
+        })
+    }
+}
+
+/// The median of `values`; an error when there are none.
+fn median(values: &[f64]) -> anyhow::Result<f64> {
+    let mut values = values.to_vec();
+    values.sort_by(f64::total_cmp);
+    Ok(match values.len() {
+        0 => bail!("no figures to take the median of"),
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    })
+}
+
+/// Each round's `ours` median over its `baseline` median, and their median.
+fn ratio_of_rounds(rounds: &[[Timing; 3]], ours: usize, baseline: usize) -> anyhow::Result<f64> {
+    let ratios: Vec<f64> = rounds
+        .iter()
+        .map(|round| round[ours].median / round[baseline].median)
+        .collect();
+    median(&ratios)
+}
+
 /// Everything the section reports.
 #[derive(Debug)]
 struct Measured {
@@ -105,10 +163,14 @@ struct Measured {
     hyperfine_version: String,
     /// The line the plugin was compiled with, as a reader would type it.
     compile_line: String,
-    baseline_timing: Timing,
-    wasmplug_timing: Timing,
+    baseline_timing: Summary,
+    wasmplug_timing: Summary,
     /// `wasmplug run --no-cache`: for information, no target.
-    no_cache_timing: Timing,
+    no_cache_timing: Summary,
+    /// The median over rounds of wasmplug's median over the seed's.
+    ratio: f64,
+    /// The same for `--no-cache`.
+    no_cache_ratio: f64,
 }
 
 /// Times both commands and returns the section; with neither WasmEdge nor
@@ -141,7 +203,7 @@ fn measure(sh: &Shell, hyperfine: &Path, baseline: &Baseline, wasmplug: &Path) -
     let wasmplug_name = format!("wasmplug {}", WASMPLUG_ARGS.join(" "));
     let no_cache_name = format!("wasmplug {}", WASMPLUG_NO_CACHE_ARGS.join(" "));
     let baseline_name = baseline.command();
-    let export = dir.path().join("hf.json");
+    let mut rounds: Vec<[Timing; 3]> = Vec::new();
     {
         let _in_plugin_dir = sh.push_dir(dir.path());
         // `wasmplug run` keeps compiled modules under `$XDG_CACHE_HOME`:
@@ -151,38 +213,52 @@ fn measure(sh: &Shell, hyperfine: &Path, baseline: &Baseline, wasmplug: &Path) -
         check_prints_expected(sh, &baseline.program, baseline.args)?;
         check_prints_expected(sh, wasmplug, WASMPLUG_ARGS)?;
         check_prints_expected(sh, wasmplug, WASMPLUG_NO_CACHE_ARGS)?;
-        let baseline_line = command_line(&baseline.program, baseline.args);
-        let wasmplug_line = command_line(wasmplug, WASMPLUG_ARGS);
-        let no_cache_line = command_line(wasmplug, WASMPLUG_NO_CACHE_ARGS);
-        cmd!(
-            sh,
-            "{hyperfine} -N --warmup {WARMUP} --runs {RUNS} --export-json {export} --command-name {baseline_name} {baseline_line} --command-name {wasmplug_name} {wasmplug_line} --command-name {no_cache_name} {no_cache_line}"
-        )
-        .run()
-        .context("hyperfine failed")?;
+        let commands = [
+            (baseline_name.clone(), command_line(&baseline.program, baseline.args)),
+            (wasmplug_name.clone(), command_line(wasmplug, WASMPLUG_ARGS)),
+            (no_cache_name.clone(), command_line(wasmplug, WASMPLUG_NO_CACHE_ARGS)),
+        ];
+        for round in 0..ROUNDS {
+            let export = dir.path().join(format!("hf-{round}.json"));
+            let mut order: Vec<&(String, String)> = commands.iter().collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            let args: Vec<&str> = order
+                .iter()
+                .flat_map(|(name, line)| ["--command-name", name.as_str(), line.as_str()])
+                .collect();
+            cmd!(
+                sh,
+                "{hyperfine} -N --warmup {WARMUP} --runs {RUNS} --export-json {export} {args...}"
+            )
+            .run()
+            .context("hyperfine failed")?;
+            let json = std::fs::read_to_string(&export).with_context(|| format!("cannot read {}", export.display()))?;
+            let timings =
+                parse_hyperfine(&json).with_context(|| format!("cannot read hyperfine's {}", export.display()))?;
+            let find = |name: &str| {
+                timings
+                    .iter()
+                    .find(|timing| timing.command == name)
+                    .cloned()
+                    .with_context(|| format!("hyperfine reported no `{name}` in round {}", round + 1))
+            };
+            rounds.push([find(&baseline_name)?, find(&wasmplug_name)?, find(&no_cache_name)?]);
+        }
     }
-    let json = std::fs::read_to_string(&export).with_context(|| format!("cannot read {}", export.display()))?;
-    let timings = parse_hyperfine(&json).with_context(|| format!("cannot read hyperfine's {}", export.display()))?;
-    let [baseline_timing, wasmplug_timing, no_cache_timing] = <[Timing; 3]>::try_from(timings)
-        .map_err(|timings| anyhow::anyhow!("hyperfine reported {} commands, not 3", timings.len()))?;
-    ensure!(
-        baseline_timing.command == baseline_name
-            && wasmplug_timing.command == wasmplug_name
-            && no_cache_timing.command == no_cache_name,
-        "hyperfine reported `{}`, `{}` and `{}`, not `{baseline_name}`, `{wasmplug_name}` and `{no_cache_name}`",
-        baseline_timing.command,
-        wasmplug_timing.command,
-        no_cache_timing.command
-    );
+    let of = |index: usize| Summary::of(&rounds.iter().map(|round| &round[index]).collect::<Vec<_>>());
     Ok(Measured {
         baseline_version: version(sh, &baseline.program)?,
         wasmplug_version: version(sh, wasmplug)?,
         hyperfine_version: version(sh, hyperfine)?,
         baseline: baseline.clone(),
         compile_line,
-        baseline_timing,
-        wasmplug_timing,
-        no_cache_timing,
+        baseline_timing: of(0)?,
+        wasmplug_timing: of(1)?,
+        no_cache_timing: of(2)?,
+        ratio: ratio_of_rounds(&rounds, 1, 0)?,
+        no_cache_ratio: ratio_of_rounds(&rounds, 2, 0)?,
     })
 }
 
@@ -320,15 +396,19 @@ fn render(measured: &Measured) -> String {
         baseline_timing,
         wasmplug_timing,
         no_cache_timing,
+        ratio,
+        no_cache_ratio,
     } = measured;
     let mut out = format!("{HEADING}\n\n");
     let _ = write!(
         out,
         "The seed's command, `{}` ({} {baseline_version}), against `wasmplug {}` (wasmplug {wasmplug_version}, \
          release build). Each is a whole process: start, load the module, call `process(21)`, print `43`, exit. \
-         hyperfine {hyperfine_version} starts each directly (`-N`, no shell in between) in the plugin's directory, \
-         {WARMUP} warm-up runs then {RUNS} timed runs; before timing, each command is run once and must print \
-         `43`. The plugin is built with the seed's own line: `{compile_line}`. User and system are CPU time per \
+         hyperfine {hyperfine_version} starts each directly (`-N`, no shell in between) in the plugin's directory; \
+         before timing, each command is run once and must print `43`. The commands take turns over {ROUNDS} \
+         rounds (each round times all three, in the opposite order to the round before: {WARMUP} warm-up runs then \
+         {RUNS} timed runs each); a command's median is the median of its rounds' medians, and the ratio is the \
+         median of the rounds' ratios. The plugin is built with the seed's own line: `{compile_line}`. User and system are CPU time per \
          run. Like `wasmtime run`, `wasmplug run` keeps the compiled module on disk (here in a directory of the \
          bench's own, filled by the check run), so a timed run loads it rather than compiling it; the \
          `--no-cache` row compiles on every run, for information.\n\n",
@@ -336,30 +416,28 @@ fn render(measured: &Measured) -> String {
         baseline.engine,
         WASMPLUG_ARGS.join(" "),
     );
-    out.push_str("| command | mean ± σ | median | user | system |\n|---|---|---|---|---|\n");
+    out.push_str("| command | median | rounds' medians | user | system |\n|---|---|---|---|---|\n");
     for timing in [baseline_timing, wasmplug_timing, no_cache_timing] {
         let _ = writeln!(
             out,
-            "| `{}` | {} ± {} | {} | {} | {} |",
+            "| `{}` | {} | {} to {} | {} | {} |",
             timing.command,
-            human(timing.mean * 1e9),
-            human(timing.stddev * 1e9),
             human(timing.median * 1e9),
+            human(timing.lowest * 1e9),
+            human(timing.highest * 1e9),
             human(timing.user * 1e9),
             human(timing.system * 1e9)
         );
     }
-    let ratio = wasmplug_timing.median / baseline_timing.median;
     let _ = writeln!(
         out,
         "\nwasmplug's median over the seed's: {ratio:.2}x. Target: ≤ 1.00x (no slower than the seed's command): \
          **{}**.",
-        if ratio <= 1.0 { "met" } else { "NOT met" }
+        if *ratio <= 1.0 { "met" } else { "NOT met" }
     );
     let _ = writeln!(
         out,
-        "Compiling on every run (`--no-cache`) over the seed's: {:.2}x (information).",
-        no_cache_timing.median / baseline_timing.median
+        "Compiling on every run (`--no-cache`) over the seed's: {no_cache_ratio:.2}x (information)."
     );
     out
 }
@@ -412,7 +490,20 @@ mod tests {
         }
     }
 
+    /// Three rounds in which wasmplug's median over the seed's is `ratio`
+    /// × 0.9, × 1 and × 1.2: the median ratio is `ratio`.
     fn measured(baseline_median: f64, wasmplug_median: f64) -> Measured {
+        let rounds: Vec<[Timing; 3]> = [0.9, 1.0, 1.2]
+            .into_iter()
+            .map(|factor| {
+                [
+                    timing("wasmedge --reactor plugin.wasm process 21", baseline_median),
+                    timing("wasmplug run plugin.wasm process 21", wasmplug_median * factor),
+                    timing("wasmplug run --no-cache plugin.wasm process 21", wasmplug_median * 1.5),
+                ]
+            })
+            .collect();
+        let of = |index: usize| Summary::of(&rounds.iter().map(|round| &round[index]).collect::<Vec<_>>()).unwrap();
         Measured {
             baseline: Baseline {
                 engine: "WasmEdge",
@@ -426,9 +517,11 @@ mod tests {
             compile_line: "clang++-19 --target=wasm32-wasi -nostdlib -Wl,--no-entry -Wl,--export=process -O3 \
                            cpp-plugins/process.cpp -o plugin.wasm"
                 .into(),
-            baseline_timing: timing("wasmedge --reactor plugin.wasm process 21", baseline_median),
-            wasmplug_timing: timing("wasmplug run plugin.wasm process 21", wasmplug_median),
-            no_cache_timing: timing("wasmplug run --no-cache plugin.wasm process 21", wasmplug_median * 1.5),
+            baseline_timing: of(0),
+            wasmplug_timing: of(1),
+            no_cache_timing: of(2),
+            ratio: ratio_of_rounds(&rounds, 1, 0).unwrap(),
+            no_cache_ratio: ratio_of_rounds(&rounds, 2, 0).unwrap(),
         }
     }
 
@@ -504,6 +597,20 @@ mod tests {
     }
 
     #[test]
+    fn the_ratio_is_the_median_of_the_rounds_ratios() {
+        // Per round: 2/10, 12/10 and 9/10. The medians of each command
+        // (10 and 9) would give 0.9 as well, so the second set tells them
+        // apart: per round 1/10, 30/10, 3/1 -> ratios 0.1, 3, 3 -> 3.
+        let round = |seed: f64, ours: f64| [timing("seed", seed), timing("ours", ours), timing("no cache", ours)];
+        let rounds = [round(10.0, 2.0), round(10.0, 12.0), round(10.0, 9.0)];
+        assert!((ratio_of_rounds(&rounds, 1, 0).unwrap() - 0.9).abs() < 1e-12);
+        let rounds = [round(10.0, 1.0), round(10.0, 30.0), round(1.0, 3.0)];
+        assert_eq!(ratio_of_rounds(&rounds, 1, 0).unwrap(), 3.0);
+        assert!(median(&[]).is_err());
+        assert!(Summary::of(&[]).is_err());
+    }
+
+    #[test]
     fn the_section_names_what_it_compared() {
         let section = render(&measured(0.010, 0.004));
         assert!(section.starts_with(&format!("{HEADING}\n\n")));
@@ -516,9 +623,10 @@ mod tests {
         assert_eq!(
             rows,
             [
-                "| `wasmedge --reactor plugin.wasm process 21` | 10.10 ms ± 500.00 µs | 10.00 ms | 5.00 ms | 3.33 ms |",
-                "| `wasmplug run plugin.wasm process 21` | 4.04 ms ± 200.00 µs | 4.00 ms | 2.00 ms | 1.33 ms |",
-                "| `wasmplug run --no-cache plugin.wasm process 21` | 6.06 ms ± 300.00 µs | 6.00 ms | 3.00 ms | 2.00 ms |",
+                "| `wasmedge --reactor plugin.wasm process 21` | 10.00 ms | 10.00 ms to 10.00 ms | 5.00 ms | 3.33 ms |",
+                // Rounds at 3.6, 4.0 and 4.8 ms: user and system are their means' halves and thirds.
+                "| `wasmplug run plugin.wasm process 21` | 4.00 ms | 3.60 ms to 4.80 ms | 2.07 ms | 1.38 ms |",
+                "| `wasmplug run --no-cache plugin.wasm process 21` | 6.00 ms | 6.00 ms to 6.00 ms | 3.00 ms | 2.00 ms |",
             ]
         );
         assert!(

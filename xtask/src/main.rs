@@ -90,9 +90,13 @@ fn main() -> anyhow::Result<()> {
         Some("serve") => {
             build_plugins()?;
             let plugins = plugins_out_dir();
+            // Both binaries: `wasmplug serve` hands over to
+            // `wasmplug-service`, which `cargo run` alone would not rebuild.
+            cmd!(sh, "cargo build --release --package wasmplug-cli").run()?;
+            let binary = release_binary();
             cmd!(
                 sh,
-                "cargo run --release --package wasmplug-cli -- serve --plugins {plugins} --listen 127.0.0.1:8080 {rest...}"
+                "{binary} serve --plugins {plugins} --listen 127.0.0.1:8080 {rest...}"
             )
             .run()?;
         }

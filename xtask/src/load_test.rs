@@ -3,7 +3,10 @@
 //! missing), for a bounded time per case: `/healthz` as the no-plugin
 //! baseline, `process(21)` through `call` (a stateless module), `next()` of
 //! `counter` through `call` (it writes memory, so every call gets a fresh
-//! instance), and `upper` through `invoke`.
+//! instance), and `upper` through `invoke`. Beside wrk's figures it reads
+//! the service's own CPU time (user and system, from `/proc/<pid>/stat`)
+//! around each run: the CPU each request costs the service, which wrk
+//! sharing the cores disturbs less than throughput.
 
 use anyhow::{bail, Context as _};
 use xshell::{cmd, Shell};
@@ -16,6 +19,17 @@ pub struct Figures {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub errors: u64,
+    /// How many requests wrk completed.
+    pub requests: u64,
+    /// The service's CPU time per request, user and system, in µs.
+    pub user_us: f64,
+    pub system_us: f64,
+}
+
+impl Figures {
+    fn cpu_us(&self) -> f64 {
+        self.user_us + self.system_us
+    }
 }
 
 /// Runs the load test and returns its results as a markdown section.
@@ -45,6 +59,7 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
     std::fs::write(&invoke_script, "wrk.method = \"POST\"\nwrk.body = 'hello, wasmplug'\n")?;
 
     let base = server.base_url();
+    let cpu = ServiceCpu::new(sh, server.pid())?;
     let cases = [
         ("GET /healthz (no plugin, baseline)", format!("{base}/healthz"), None),
         (
@@ -69,16 +84,30 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
     // /healthz is the median of the ratios within each round.
     let round_seconds = (seconds / ROUNDS).max(1);
     for (_, url, script) in &cases {
-        wrk(sh, url, script.map(|path| path.as_path()), 1, connections)?;
+        wrk(sh, &cpu, url, script.map(|path| path.as_path()), 1, connections)?;
     }
     let mut rounds: Vec<Vec<Figures>> = Vec::new();
     for round in 1..=ROUNDS {
         let mut figures = Vec::new();
         for (label, url, script) in &cases {
-            let run = wrk(sh, url, script.map(|path| path.as_path()), round_seconds, connections)?;
+            let run = wrk(
+                sh,
+                &cpu,
+                url,
+                script.map(|path| path.as_path()),
+                round_seconds,
+                connections,
+            )?;
             eprintln!(
-                "round {round}/{ROUNDS} {label}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
-                run.requests_per_second, run.p50_ms, run.p99_ms, run.errors
+                "round {round}/{ROUNDS} {label}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors, \
+                 service CPU {:.2} µs/request ({:.2} user, {:.2} system)",
+                run.requests_per_second,
+                run.p50_ms,
+                run.p99_ms,
+                run.errors,
+                run.cpu_us(),
+                run.user_us,
+                run.system_us
             );
             figures.push(run);
         }
@@ -91,8 +120,11 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
          service on loopback (both share this machine's cores). The cases take turns: {ROUNDS} rounds of {round_seconds} s \
          each after a warm-up round; figures are medians over the rounds, and each ratio is the median of each round's \
          ratio to that round's `/healthz` (throughput, and p99: wrk shares the cores with the service, so p99 is \
-         mostly scheduling, which the ratio takes out).\n\n\
-         | case | requests/s | vs /healthz | p50 | p99 | p99 vs /healthz | errors |\n|---|---|---|---|---|---|---|\n"
+         mostly scheduling, which the ratio takes out). Service CPU is the service process's own CPU time per request \
+         (user + system, read from `/proc/<pid>/stat` before and after each run, divided by the requests wrk \
+         completed), with its ratio to `/healthz`'s taken the same way.\n\n\
+         | case | requests/s | vs /healthz | p50 | p99 | p99 vs /healthz | service CPU per request (user + system) | CPU vs /healthz | errors |\n\
+         |---|---|---|---|---|---|---|---|---|\n"
     );
     let mut call_ratio = None;
     let mut worst_p99_ratio: f64 = 0.0;
@@ -105,6 +137,11 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
         );
         let ratio = 100.0 * ratio_to_baseline(&rounds, index, |figures| figures.requests_per_second)?;
         let p99_ratio = ratio_to_baseline(&rounds, index, |figures| figures.p99_ms)?;
+        let (user, system) = (
+            of_case(|figures| figures.user_us)?,
+            of_case(|figures| figures.system_us)?,
+        );
+        let cpu_ratio = ratio_to_baseline(&rounds, index, Figures::cpu_us)?;
         if index == CALL {
             call_ratio = Some(ratio);
         }
@@ -112,10 +149,12 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
         let errors: u64 = rounds.iter().map(|round| round[index].errors).sum();
         eprintln!(
             "{label}: {rate:.0} req/s ({ratio:.0}% of /healthz), p50 {p50:.3} ms, p99 {p99:.3} ms \
-             ({p99_ratio:.2}x /healthz's), {errors} errors"
+             ({p99_ratio:.2}x /healthz's), service CPU {user:.2} + {system:.2} µs/request \
+             ({cpu_ratio:.2}x /healthz's), {errors} errors"
         );
         out.push_str(&format!(
-            "| {label} | {rate:.0} | {ratio:.0}% | {p50:.3} ms | {p99:.3} ms | {p99_ratio:.2}x | {errors} |\n"
+            "| {label} | {rate:.0} | {ratio:.0}% | {p50:.3} ms | {p99:.3} ms | {p99_ratio:.2}x | \
+             {user:.2} + {system:.2} µs | {cpu_ratio:.2}x | {errors} |\n"
         ));
     }
     let call_ratio = call_ratio.context("no `call` case")?;
@@ -183,8 +222,51 @@ fn ensure_wrk(sh: &Shell) -> anyhow::Result<()> {
     bail!("wrk is missing: install it with `apt-get install -y wrk`")
 }
 
+/// The service process's CPU time, read from `/proc/<pid>/stat`: every
+/// thread's, those that have exited included.
+struct ServiceCpu {
+    stat: std::path::PathBuf,
+    ticks_per_second: f64,
+}
+
+impl ServiceCpu {
+    fn new(sh: &Shell, pid: u32) -> anyhow::Result<ServiceCpu> {
+        let ticks = cmd!(sh, "getconf CLK_TCK").quiet().read()?;
+        let ticks_per_second: f64 = ticks
+            .trim()
+            .parse()
+            .with_context(|| format!("getconf CLK_TCK printed {ticks:?}"))?;
+        let cpu = ServiceCpu {
+            stat: format!("/proc/{pid}/stat").into(),
+            ticks_per_second,
+        };
+        cpu.seconds()?;
+        Ok(cpu)
+    }
+
+    /// User and system CPU seconds so far.
+    fn seconds(&self) -> anyhow::Result<(f64, f64)> {
+        let stat =
+            std::fs::read_to_string(&self.stat).with_context(|| format!("cannot read {}", self.stat.display()))?;
+        let (user, system) = parse_cpu_ticks(&stat).with_context(|| format!("cannot read {stat:?}"))?;
+        Ok((
+            user as f64 / self.ticks_per_second,
+            system as f64 / self.ticks_per_second,
+        ))
+    }
+}
+
+/// `utime` and `stime` (fields 14 and 15) of a `/proc/<pid>/stat` line. The
+/// command name (field 2) is in parentheses and may hold spaces, so fields
+/// are counted from its closing parenthesis.
+fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().skip(11);
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
 fn wrk(
     sh: &Shell,
+    cpu: &ServiceCpu,
     url: &str,
     script: Option<&std::path::Path>,
     seconds: u64,
@@ -196,12 +278,18 @@ fn wrk(
         Some(path) => vec!["-s".into(), path.display().to_string()],
         None => Vec::new(),
     };
+    let before = cpu.seconds()?;
     let output = cmd!(
         sh,
         "wrk -t2 -c{connections} -d{duration} --latency {script_args...} {url}"
     )
     .read()?;
-    parse_wrk(&output).with_context(|| format!("cannot read wrk's output:\n{output}"))
+    let after = cpu.seconds()?;
+    let mut figures = parse_wrk(&output).with_context(|| format!("cannot read wrk's output:\n{output}"))?;
+    let per_request = 1e6 / figures.requests as f64;
+    figures.user_us = (after.0 - before.0) * per_request;
+    figures.system_us = (after.1 - before.1) * per_request;
+    Ok(figures)
 }
 
 /// Reads `Requests/sec`, the 50% and 99% latency lines and error counts.
@@ -211,11 +299,15 @@ fn parse_wrk(output: &str) -> Option<Figures> {
         p50_ms: 0.0,
         p99_ms: 0.0,
         errors: 0,
+        requests: 0,
+        user_us: 0.0,
+        system_us: 0.0,
     };
     for line in output.lines().map(str::trim) {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
             (Some("Requests/sec:"), Some(value)) => figures.requests_per_second = value.parse().ok()?,
+            (Some(count), Some("requests")) => figures.requests = count.parse().ok()?,
             (Some("50%"), Some(value)) => figures.p50_ms = millis(value)?,
             (Some("99%"), Some(value)) => figures.p99_ms = millis(value)?,
             (Some("Non-2xx"), _) => figures.errors += line.rsplit(' ').next()?.parse::<u64>().ok()?,
@@ -228,7 +320,7 @@ fn parse_wrk(output: &str) -> Option<Figures> {
             _ => {}
         }
     }
-    (figures.requests_per_second > 0.0).then_some(figures)
+    (figures.requests_per_second > 0.0 && figures.requests > 0).then_some(figures)
 }
 
 fn millis(value: &str) -> Option<f64> {
@@ -259,6 +351,9 @@ mod tests {
             p50_ms: 0.0,
             p99_ms,
             errors: 0,
+            requests: 1,
+            user_us: 0.0,
+            system_us: 0.0,
         };
         // Per round: throughput ratios 0.5, 0.8, 0.9; p99 ratios 2.0, 1.0, 1.5.
         let rounds = vec![
@@ -290,5 +385,15 @@ mod tests {
         assert_eq!(figures.requests_per_second, 12345.67);
         assert_eq!((figures.p50_ms, figures.p99_ms), (0.15, 2.5));
         assert_eq!(figures.errors, 7);
+        assert_eq!(figures.requests, 100);
+        // Without the request count there is no CPU per request: no figures.
+        assert!(super::parse_wrk(&output.replace("100 requests in", "in")).is_none());
+    }
+
+    #[test]
+    fn reads_cpu_ticks_past_a_command_name_with_spaces() {
+        let stat = "4242 (wasmplug serve) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 567 0 0 20 0 6 0 100 0 0";
+        assert_eq!(super::parse_cpu_ticks(stat), Some((1234, 567)));
+        assert_eq!(super::parse_cpu_ticks("4242 (cut short) S 1"), None);
     }
 }

@@ -220,8 +220,8 @@ struct Shared {
     /// host functions only an async call may use; otherwise `pre` serves
     /// both.
     pre_async: Option<InstancePre<HostState>>,
-    /// The callable exports, each with its number of results.
-    functions: Vec<(ModuleExport, usize)>,
+    /// The callable exports, each with its number of results and its shape.
+    functions: Vec<(ModuleExport, usize, Shape)>,
     init: Option<ModuleExport>,
     uses_wasi: bool,
     wasi: WasiGrants,
@@ -261,11 +261,11 @@ impl Compiled {
             .iter()
             .map(|name| {
                 let index = module.get_export_index(name).ok_or_else(|| missing(name))?;
-                let results = match module.get_export(name) {
-                    Some(wasmtime::ExternType::Func(ty)) => ty.results().len(),
-                    _ => 0,
+                let (results, shape) = match module.get_export(name) {
+                    Some(wasmtime::ExternType::Func(ty)) => (ty.results().len(), Shape::of(&ty)),
+                    _ => (0, Shape::Other),
                 };
-                Ok((index, results))
+                Ok((index, results, shape))
             })
             .collect::<Result<Vec<_>, RuntimeError>>()?;
         let init = crate::engine::INITIALISERS
@@ -326,6 +326,7 @@ impl Compiled {
                 store,
                 instance,
                 values: Vec::new(),
+                typed: Vec::new(),
                 shared: Arc::clone(&self.shared),
             }),
             Err(error) => Err(classify(error, store.data(), &self.shared, true)),
@@ -414,7 +415,52 @@ pub(crate) struct Instance {
     instance: wasmtime::Instance,
     /// A call's arguments then room for its results, kept between calls.
     values: Vec<Val>,
+    /// Statically typed handles to the exports whose [`Shape`] has one,
+    /// made at each one's first call on this instance (empty until then).
+    typed: Vec<Option<Typed>>,
     shared: Arc<Shared>,
+}
+
+/// The signatures most C and C++ plugins export (`int f(void)`, the bytes
+/// ABI's `() -> i32`, `int f(int)`, ...). An export of one of these shapes is
+/// called through a [`wasmtime::TypedFunc`], whose type wasmtime checks once,
+/// when it is made; an untyped `Func::call` looks the function's type up in
+/// the engine-wide type registry (a read lock and reference counts that
+/// every core calling any plugin shares) on every call, twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    VoidToVoid,
+    VoidToI32,
+    I32ToI32,
+    I32I32ToI32,
+    I64ToI64,
+    /// Any other signature: called untyped.
+    Other,
+}
+
+impl Shape {
+    fn of(ty: &wasmtime::FuncType) -> Shape {
+        use wasmtime::ValType::{I32, I64};
+        let params: Vec<_> = ty.params().collect();
+        let results: Vec<_> = ty.results().collect();
+        match (params.as_slice(), results.as_slice()) {
+            ([], []) => Shape::VoidToVoid,
+            ([], [I32]) => Shape::VoidToI32,
+            ([I32], [I32]) => Shape::I32ToI32,
+            ([I32, I32], [I32]) => Shape::I32I32ToI32,
+            ([I64], [I64]) => Shape::I64ToI64,
+            _ => Shape::Other,
+        }
+    }
+}
+
+/// A typed handle to an export of one of the [`Shape`]s.
+enum Typed {
+    VoidToVoid(wasmtime::TypedFunc<(), ()>),
+    VoidToI32(wasmtime::TypedFunc<(), i32>),
+    I32ToI32(wasmtime::TypedFunc<i32, i32>),
+    I32I32ToI32(wasmtime::TypedFunc<(i32, i32), i32>),
+    I64ToI64(wasmtime::TypedFunc<i64, i64>),
 }
 
 impl Instance {
@@ -502,6 +548,60 @@ impl Instance {
         arm_store(&mut self.store, &self.shared, asynchronous);
     }
 
+    /// Makes the typed handle to export `function` if its shape has one and
+    /// it has none yet; whether it has one now.
+    fn ensure_typed(&mut self, function: usize) -> bool {
+        let shape = self.shared.functions[function].2;
+        if shape == Shape::Other {
+            return false;
+        }
+        if self.typed.is_empty() {
+            self.typed.resize_with(self.shared.functions.len(), || None);
+        }
+        if self.typed[function].is_none() {
+            let Some(func) = self.func(function) else {
+                return false;
+            };
+            let store = &self.store;
+            // The shape was read from this export's own type, so `typed`
+            // succeeds; were it ever to fail, the call goes untyped.
+            self.typed[function] = match shape {
+                Shape::VoidToVoid => func.typed(store).ok().map(Typed::VoidToVoid),
+                Shape::VoidToI32 => func.typed(store).ok().map(Typed::VoidToI32),
+                Shape::I32ToI32 => func.typed(store).ok().map(Typed::I32ToI32),
+                Shape::I32I32ToI32 => func.typed(store).ok().map(Typed::I32I32ToI32),
+                Shape::I64ToI64 => func.typed(store).ok().map(Typed::I64ToI64),
+                Shape::Other => None,
+            };
+        }
+        self.typed[function].is_some()
+    }
+
+    /// A call through wasmtime's untyped `Func::call`: any signature.
+    fn call_untyped(&mut self, function: usize, args: &[Value], results: &mut Vec<Value>) -> Result<(), RuntimeError> {
+        let func = self.prepare(function, args)?;
+        let (params, outs) = self.values.split_at_mut(args.len());
+        if let Err(error) = func.call(&mut self.store, params, outs) {
+            return Err(classify(error, self.store.data(), &self.shared, false));
+        }
+        read_results(outs, results)
+    }
+
+    /// [`Instance::call_untyped`] as a future.
+    async fn call_async_untyped(
+        &mut self,
+        function: usize,
+        args: &[Value],
+        results: &mut Vec<Value>,
+    ) -> Result<(), RuntimeError> {
+        let func = self.prepare(function, args)?;
+        let (params, outs) = self.values.split_at_mut(args.len());
+        if let Err(error) = func.call_async(&mut self.store, params, outs).await {
+            return Err(classify(error, self.store.data(), &self.shared, false));
+        }
+        read_results(outs, results)
+    }
+
     /// The function, with its arguments as wasmtime values in `values`
     /// followed by room for its results.
     fn prepare(&mut self, function: usize, args: &[Value]) -> Result<wasmtime::Func, RuntimeError> {
@@ -546,12 +646,30 @@ impl InstanceBackend for Instance {
     }
 
     fn call(&mut self, function: usize, args: &[Value], results: &mut Vec<Value>) -> Result<(), RuntimeError> {
-        let func = self.prepare(function, args)?;
-        let (params, outs) = self.values.split_at_mut(args.len());
-        if let Err(error) = func.call(&mut self.store, params, outs) {
-            return Err(classify(error, self.store.data(), &self.shared, false));
+        if self.ensure_typed(function) {
+            results.clear();
+            let store = &mut self.store;
+            let called = match (&self.typed[function], args) {
+                (Some(Typed::VoidToVoid(f)), []) => f.call(store, ()).map(|()| None),
+                (Some(Typed::VoidToI32(f)), []) => f.call(store, ()).map(|r| Some(Value::I32(r))),
+                (Some(Typed::I32ToI32(f)), [Value::I32(a)]) => f.call(store, *a).map(|r| Some(Value::I32(r))),
+                (Some(Typed::I32I32ToI32(f)), [Value::I32(a), Value::I32(b)]) => {
+                    f.call(store, (*a, *b)).map(|r| Some(Value::I32(r)))
+                }
+                (Some(Typed::I64ToI64(f)), [Value::I64(a)]) => f.call(store, *a).map(|r| Some(Value::I64(r))),
+                // Arguments that do not fit the shape (the caller checks
+                // them first): the untyped call reports them.
+                _ => return self.call_untyped(function, args, results),
+            };
+            return match called {
+                Ok(result) => {
+                    results.extend(result);
+                    Ok(())
+                }
+                Err(error) => Err(classify(error, self.store.data(), &self.shared, false)),
+            };
         }
-        read_results(outs, results)
+        self.call_untyped(function, args, results)
     }
 
     fn state(&mut self) -> &mut CallState {
@@ -591,12 +709,32 @@ impl InstanceBackend for Instance {
         args: &[Value],
         results: &mut Vec<Value>,
     ) -> Result<(), RuntimeError> {
-        let func = self.prepare(function, args)?;
-        let (params, outs) = self.values.split_at_mut(args.len());
-        if let Err(error) = func.call_async(&mut self.store, params, outs).await {
-            return Err(classify(error, self.store.data(), &self.shared, false));
+        if self.ensure_typed(function) {
+            results.clear();
+            let store = &mut self.store;
+            let called = match (&self.typed[function], args) {
+                (Some(Typed::VoidToVoid(f)), []) => f.call_async(store, ()).await.map(|()| None),
+                (Some(Typed::VoidToI32(f)), []) => f.call_async(store, ()).await.map(|r| Some(Value::I32(r))),
+                (Some(Typed::I32ToI32(f)), [Value::I32(a)]) => {
+                    f.call_async(store, *a).await.map(|r| Some(Value::I32(r)))
+                }
+                (Some(Typed::I32I32ToI32(f)), [Value::I32(a), Value::I32(b)]) => {
+                    f.call_async(store, (*a, *b)).await.map(|r| Some(Value::I32(r)))
+                }
+                (Some(Typed::I64ToI64(f)), [Value::I64(a)]) => {
+                    f.call_async(store, *a).await.map(|r| Some(Value::I64(r)))
+                }
+                _ => return self.call_async_untyped(function, args, results).await,
+            };
+            return match called {
+                Ok(result) => {
+                    results.extend(result);
+                    Ok(())
+                }
+                Err(error) => Err(classify(error, self.store.data(), &self.shared, false)),
+            };
         }
-        read_results(outs, results)
+        self.call_async_untyped(function, args, results).await
     }
 }
 
@@ -831,4 +969,115 @@ fn engine_error(error: &wasmtime::Error) -> RuntimeError {
 
 fn first_line(error: &wasmtime::Error) -> String {
     format!("{error:#}").lines().next().unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One export of each shape, and two of none.
+    const SHAPES: &str = r#"(module
+        (global $calls (mut i32) (i32.const 0))
+        (func (export "void_void") (global.set $calls (i32.add (global.get $calls) (i32.const 1))))
+        (func (export "void_i32") (result i32) (global.get $calls))
+        (func (export "i32_i32") (param i32) (result i32)
+            (if (i32.eqz (local.get 0)) (then unreachable))
+            (i32.add (i32.mul (local.get 0) (i32.const 2)) (i32.const 1)))
+        (func (export "i32i32_i32") (param i32 i32) (result i32) (i32.sub (local.get 0) (local.get 1)))
+        (func (export "i64_i64") (param i64) (result i64) (i64.mul (local.get 0) (i64.const 3)))
+        (func (export "f64_f64") (param f64) (result f64) (f64.neg (local.get 0)))
+        (func (export "i32_i64") (param i32) (result i64) (i64.extend_i32_s (local.get 0))))"#;
+
+    const EXPORTS: [&str; 7] = [
+        "void_void",
+        "void_i32",
+        "i32_i32",
+        "i32i32_i32",
+        "i64_i64",
+        "f64_f64",
+        "i32_i64",
+    ];
+
+    fn compiled() -> Compiled {
+        let runtime = RuntimeConfig::default();
+        let limits = Limits::default();
+        let engine = new_engine(&runtime, EngineKey::for_limits(&limits)).expect("engine");
+        let module = Module::new(&engine, wat::parse_str(SHAPES).expect("valid WAT")).expect("module");
+        Compiled::new(&engine, &module, &EXPORTS, &limits, &WasiGrants::default(), &runtime).expect("compiled")
+    }
+
+    fn state() -> CallState {
+        CallState::new(1024, 1024)
+    }
+
+    #[test]
+    fn the_common_shapes_are_recognised_and_no_others() {
+        let shapes: Vec<Shape> = compiled().shared.functions.iter().map(|function| function.2).collect();
+        assert_eq!(
+            shapes,
+            [
+                Shape::VoidToVoid,
+                Shape::VoidToI32,
+                Shape::I32ToI32,
+                Shape::I32I32ToI32,
+                Shape::I64ToI64,
+                Shape::Other,
+                Shape::Other,
+            ]
+        );
+    }
+
+    /// Every export, called typed (where its shape allows) and untyped on
+    /// the same instance, gives the same results, and a trap is the same
+    /// error either way.
+    #[test]
+    fn typed_and_untyped_calls_agree() {
+        let compiled = compiled();
+        let mut instance = compiled.instantiate(state()).expect("instance");
+        let cases: [(usize, Vec<Value>); 7] = [
+            (0, vec![]),
+            (1, vec![]),
+            (2, vec![Value::I32(21)]),
+            (3, vec![Value::I32(50), Value::I32(8)]),
+            (4, vec![Value::I64(1 << 40)]),
+            (5, vec![Value::F64(2.5)]),
+            (6, vec![Value::I32(-7)]),
+        ];
+        for (function, args) in &cases {
+            let (mut typed, mut untyped) = (Vec::new(), Vec::new());
+            instance.begin_call(Bytes::new());
+            instance.call(*function, args, &mut typed).expect("typed call");
+            instance.begin_call(Bytes::new());
+            instance
+                .call_untyped(*function, args, &mut untyped)
+                .expect("untyped call");
+            assert_eq!(typed, untyped, "{}", EXPORTS[*function]);
+        }
+        // `void_void` ran twice above, then `void_i32` reads its count.
+        let mut results = Vec::new();
+        instance.call(1, &[], &mut results).unwrap();
+        assert_eq!(results, [Value::I32(2)]);
+        instance.call(2, &[Value::I32(21)], &mut results).unwrap();
+        assert_eq!(results, [Value::I32(43)]);
+        // Typed handles were made for the five shapes, and only for them.
+        let made: Vec<bool> = instance.typed.iter().map(Option::is_some).collect();
+        assert_eq!(made, [true, true, true, true, true, false, false]);
+
+        let mut trapped = compiled.instantiate(state()).expect("instance");
+        let typed = trapped.call(2, &[Value::I32(0)], &mut results).unwrap_err();
+        let mut trapped = compiled.instantiate(state()).expect("instance");
+        let untyped = trapped.call_untyped(2, &[Value::I32(0)], &mut results).unwrap_err();
+        for error in [typed, untyped] {
+            assert!(
+                matches!(
+                    error,
+                    RuntimeError::Trap {
+                        code: TrapCode::Unreachable,
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
+        }
+    }
 }

@@ -463,6 +463,78 @@ enum Typed {
     I64ToI64(wasmtime::TypedFunc<i64, i64>),
 }
 
+impl Typed {
+    /// The handle to `func`, whose type has `shape`; `None` for
+    /// [`Shape::Other`]. The shape was read from the export's own type, so
+    /// `typed` succeeds; were it ever to fail, the export is called untyped.
+    fn new(shape: Shape, func: wasmtime::Func, store: &Store<HostState>) -> Option<Typed> {
+        match shape {
+            Shape::VoidToVoid => func.typed(store).ok().map(Typed::VoidToVoid),
+            Shape::VoidToI32 => func.typed(store).ok().map(Typed::VoidToI32),
+            Shape::I32ToI32 => func.typed(store).ok().map(Typed::I32ToI32),
+            Shape::I32I32ToI32 => func.typed(store).ok().map(Typed::I32I32ToI32),
+            Shape::I64ToI64 => func.typed(store).ok().map(Typed::I64ToI64),
+            Shape::Other => None,
+        }
+    }
+}
+
+/// A typed call's result as the call's results: none or one [`Value`].
+trait TypedResult {
+    fn into_value(self) -> Option<Value>;
+}
+
+impl TypedResult for () {
+    fn into_value(self) -> Option<Value> {
+        None
+    }
+}
+
+impl TypedResult for i32 {
+    fn into_value(self) -> Option<Value> {
+        Some(Value::I32(self))
+    }
+}
+
+impl TypedResult for i64 {
+    fn into_value(self) -> Option<Value> {
+        Some(Value::I64(self))
+    }
+}
+
+/// Calls the typed handle `typed` (an `&Option<Typed>`) with `args`: `$call`
+/// is the call, written once for every shape with the handle as `$f` and
+/// the arguments as `$params`. Evaluates to the call's
+/// `wasmtime::Result<Option<Value>>`; with no handle, or arguments that do
+/// not fit its shape (the caller checks them first), to `$otherwise`.
+macro_rules! call_typed {
+    ($typed:expr, $args:expr, |$f:ident, $params:ident| $call:expr, otherwise $otherwise:expr) => {
+        match ($typed, $args) {
+            (Some(Typed::VoidToVoid($f)), []) => {
+                let $params = ();
+                $call.map(TypedResult::into_value)
+            }
+            (Some(Typed::VoidToI32($f)), []) => {
+                let $params = ();
+                $call.map(TypedResult::into_value)
+            }
+            (Some(Typed::I32ToI32($f)), [Value::I32(a)]) => {
+                let $params = *a;
+                $call.map(TypedResult::into_value)
+            }
+            (Some(Typed::I32I32ToI32($f)), [Value::I32(a), Value::I32(b)]) => {
+                let $params = (*a, *b);
+                $call.map(TypedResult::into_value)
+            }
+            (Some(Typed::I64ToI64($f)), [Value::I64(a)]) => {
+                let $params = *a;
+                $call.map(TypedResult::into_value)
+            }
+            _ => $otherwise,
+        }
+    };
+}
+
 impl Instance {
     /// The reactor initialiser, when the module exports one with the
     /// `() -> ()` signature.
@@ -562,19 +634,25 @@ impl Instance {
             let Some(func) = self.func(function) else {
                 return false;
             };
-            let store = &self.store;
-            // The shape was read from this export's own type, so `typed`
-            // succeeds; were it ever to fail, the call goes untyped.
-            self.typed[function] = match shape {
-                Shape::VoidToVoid => func.typed(store).ok().map(Typed::VoidToVoid),
-                Shape::VoidToI32 => func.typed(store).ok().map(Typed::VoidToI32),
-                Shape::I32ToI32 => func.typed(store).ok().map(Typed::I32ToI32),
-                Shape::I32I32ToI32 => func.typed(store).ok().map(Typed::I32I32ToI32),
-                Shape::I64ToI64 => func.typed(store).ok().map(Typed::I64ToI64),
-                Shape::Other => None,
-            };
+            self.typed[function] = Typed::new(shape, func, &self.store);
         }
         self.typed[function].is_some()
+    }
+
+    /// A typed call's outcome, as the untyped call reports it.
+    fn typed_outcome(
+        &self,
+        called: wasmtime::Result<Option<Value>>,
+        results: &mut Vec<Value>,
+    ) -> Result<(), RuntimeError> {
+        match called {
+            Ok(value) => {
+                results.clear();
+                results.extend(value);
+                Ok(())
+            }
+            Err(error) => Err(classify(error, self.store.data(), &self.shared, false)),
+        }
     }
 
     /// A call through wasmtime's untyped `Func::call`: any signature.
@@ -646,30 +724,13 @@ impl InstanceBackend for Instance {
     }
 
     fn call(&mut self, function: usize, args: &[Value], results: &mut Vec<Value>) -> Result<(), RuntimeError> {
-        if self.ensure_typed(function) {
-            results.clear();
-            let store = &mut self.store;
-            let called = match (&self.typed[function], args) {
-                (Some(Typed::VoidToVoid(f)), []) => f.call(store, ()).map(|()| None),
-                (Some(Typed::VoidToI32(f)), []) => f.call(store, ()).map(|r| Some(Value::I32(r))),
-                (Some(Typed::I32ToI32(f)), [Value::I32(a)]) => f.call(store, *a).map(|r| Some(Value::I32(r))),
-                (Some(Typed::I32I32ToI32(f)), [Value::I32(a), Value::I32(b)]) => {
-                    f.call(store, (*a, *b)).map(|r| Some(Value::I32(r)))
-                }
-                (Some(Typed::I64ToI64(f)), [Value::I64(a)]) => f.call(store, *a).map(|r| Some(Value::I64(r))),
-                // Arguments that do not fit the shape (the caller checks
-                // them first): the untyped call reports them.
-                _ => return self.call_untyped(function, args, results),
-            };
-            return match called {
-                Ok(result) => {
-                    results.extend(result);
-                    Ok(())
-                }
-                Err(error) => Err(classify(error, self.store.data(), &self.shared, false)),
-            };
+        if !self.ensure_typed(function) {
+            return self.call_untyped(function, args, results);
         }
-        self.call_untyped(function, args, results)
+        let store = &mut self.store;
+        let called = call_typed!(&self.typed[function], args, |f, params| f.call(store, params),
+            otherwise return self.call_untyped(function, args, results));
+        self.typed_outcome(called, results)
     }
 
     fn state(&mut self) -> &mut CallState {
@@ -709,32 +770,13 @@ impl InstanceBackend for Instance {
         args: &[Value],
         results: &mut Vec<Value>,
     ) -> Result<(), RuntimeError> {
-        if self.ensure_typed(function) {
-            results.clear();
-            let store = &mut self.store;
-            let called = match (&self.typed[function], args) {
-                (Some(Typed::VoidToVoid(f)), []) => f.call_async(store, ()).await.map(|()| None),
-                (Some(Typed::VoidToI32(f)), []) => f.call_async(store, ()).await.map(|r| Some(Value::I32(r))),
-                (Some(Typed::I32ToI32(f)), [Value::I32(a)]) => {
-                    f.call_async(store, *a).await.map(|r| Some(Value::I32(r)))
-                }
-                (Some(Typed::I32I32ToI32(f)), [Value::I32(a), Value::I32(b)]) => {
-                    f.call_async(store, (*a, *b)).await.map(|r| Some(Value::I32(r)))
-                }
-                (Some(Typed::I64ToI64(f)), [Value::I64(a)]) => {
-                    f.call_async(store, *a).await.map(|r| Some(Value::I64(r)))
-                }
-                _ => return self.call_async_untyped(function, args, results).await,
-            };
-            return match called {
-                Ok(result) => {
-                    results.extend(result);
-                    Ok(())
-                }
-                Err(error) => Err(classify(error, self.store.data(), &self.shared, false)),
-            };
+        if !self.ensure_typed(function) {
+            return self.call_async_untyped(function, args, results).await;
         }
-        self.call_async_untyped(function, args, results).await
+        let store = &mut self.store;
+        let called = call_typed!(&self.typed[function], args, |f, params| f.call_async(store, params).await,
+            otherwise return self.call_async_untyped(function, args, results).await);
+        self.typed_outcome(called, results)
     }
 }
 

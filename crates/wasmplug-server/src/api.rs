@@ -53,57 +53,102 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// The request body, read whole within the service's size cap and body
-/// timeout: `413 body_too_large` past the cap (without reading further),
-/// `408 body_timeout` when the client is too slow to send it. Every route
-/// under `/v1/plugins/{name}` takes it, whether it uses the body or not, so
-/// they all treat a slow or oversized body the same way.
+/// timeout (see [`read_body`]). Every route under `/v1/plugins/{name}`
+/// takes it, whether it uses the body or not, so they all treat a slow or
+/// oversized body the same way.
 struct Body(Bytes);
 
 impl axum::extract::FromRequest<Shared> for Body {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &Shared) -> Result<Self, ApiError> {
-        let max_bytes = state.config.max_body_bytes;
-        let timeout = state.config.body_timeout;
-        let too_large = || {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the request body is larger than {max_bytes} bytes"),
-            )
+        read_body(request, state.config.max_body_bytes, state.config.body_timeout)
+            .await
+            .map(Body)
+    }
+}
+
+/// Reads `request`'s body whole: `413 body_too_large` past `max_bytes`
+/// (without reading further), `408 body_timeout` when the client takes
+/// longer than `timeout` to send it.
+pub async fn read_body(
+    request: axum::extract::Request,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {max_bytes} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max_bytes as u64) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(request.into_body(), max_bytes);
+    let mut whole = std::pin::pin!(whole_body(limited));
+    // A small body has usually arrived with the headers: then it is
+    // taken as it is, without arming (and reading the clock for) a
+    // timer. Otherwise the timeout counts from here.
+    let first = std::future::poll_fn(|context| Poll::Ready(whole.as_mut().poll(context))).await;
+    let collected = match first {
+        Poll::Ready(collected) => Ok(collected),
+        Poll::Pending => tokio::time::timeout(timeout, whole).await,
+    };
+    match collected {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(error)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "body_error",
+            format!("cannot read the request body: {error}"),
+        )),
+        Err(_elapsed) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body did not arrive within {timeout:?}"),
+        )),
+    }
+}
+
+/// `body`'s data, read until the body ends: at its last frame, or as soon
+/// as the body reports that nothing more can come (`is_end_stream`: all of
+/// a declared `Content-Length` has arrived). hyper reports that end as a
+/// frame of its own only once the connection's task has run again, a
+/// second round of its polls per request, which the usual one-frame body
+/// never waits for here. One data frame is returned as it is, without a
+/// copy. Trailers are dropped.
+async fn whole_body<B>(body: B) -> Result<Bytes, B::Error>
+where
+    B: axum::body::HttpBody<Data = Bytes> + Unpin,
+{
+    let mut body = body;
+    let mut first = Bytes::new();
+    let mut joined: Option<bytes::BytesMut> = None;
+    while !body.is_end_stream() {
+        let Some(frame) = http_body_util::BodyExt::frame(&mut body).await else {
+            break;
         };
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > max_bytes as u64) {
-            return Err(too_large());
-        }
-        let limited = http_body_util::Limited::new(request.into_body(), max_bytes);
-        let mut collect = std::pin::pin!(http_body_util::BodyExt::collect(limited));
-        // A small body has usually arrived with the headers: then it is
-        // taken as it is, without arming (and reading the clock for) a
-        // timer. Otherwise the timeout counts from here.
-        let first = std::future::poll_fn(|context| Poll::Ready(collect.as_mut().poll(context))).await;
-        let collected = match first {
-            Poll::Ready(collected) => Ok(collected),
-            Poll::Pending => tokio::time::timeout(timeout, collect).await,
+        let Ok(data) = frame?.into_data() else {
+            continue;
         };
-        match collected {
-            Ok(Ok(collected)) => Ok(Body(collected.to_bytes())),
-            Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Ok(Err(error)) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "body_error",
-                format!("cannot read the request body: {error}"),
-            )),
-            Err(_elapsed) => Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!("the request body did not arrive within {timeout:?}"),
-            )),
+        match &mut joined {
+            Some(joined) => joined.extend_from_slice(&data),
+            None if first.is_empty() => first = data,
+            None => {
+                let mut both = bytes::BytesMut::with_capacity(first.len() + data.len());
+                both.extend_from_slice(&first);
+                both.extend_from_slice(&data);
+                joined = Some(both);
+            }
         }
     }
+    Ok(joined.map_or(first, bytes::BytesMut::freeze))
 }
 
 async fn healthz() -> &'static str {
@@ -890,7 +935,110 @@ pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+    use std::future::Future as _;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use axum::body::{Bytes, HttpBody};
+    use hyper::body::Frame;
     use wasmplug_runtime::Value;
+
+    /// A body that hands out `frames` one per poll, declares `length`
+    /// bytes as hyper does for a `Content-Length` (it is at its end once
+    /// they have all come), and counts its polls.
+    struct Declared {
+        frames: VecDeque<Frame<Bytes>>,
+        length: Option<usize>,
+        polls: usize,
+    }
+
+    impl HttpBody for Declared {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _context: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            self.polls += 1;
+            let frame = self.frames.pop_front();
+            if let (Some(length), Some(data)) = (self.length, frame.as_ref().and_then(Frame::data_ref)) {
+                self.length = Some(length - data.len());
+            }
+            Poll::Ready(frame.map(Ok))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.length == Some(0)
+        }
+    }
+
+    fn read(body: &mut Declared) -> Bytes {
+        let future = super::whole_body(body);
+        let mut future = std::pin::pin!(future);
+        match future.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop())) {
+            Poll::Ready(Ok(bytes)) => bytes,
+            Poll::Ready(Err(never)) => match never {},
+            Poll::Pending => panic!("the body never pends"),
+        }
+    }
+
+    fn data(text: &'static str) -> Frame<Bytes> {
+        Frame::data(Bytes::from_static(text.as_bytes()))
+    }
+
+    #[test]
+    fn a_body_whose_declared_length_has_arrived_is_not_polled_again() {
+        let mut body = Declared {
+            frames: [data(r#"{"args":[21]}"#)].into(),
+            length: Some(13),
+            polls: 0,
+        };
+        assert_eq!(read(&mut body), r#"{"args":[21]}"#);
+        assert_eq!(body.polls, 1, "read once, and not again for the end");
+    }
+
+    #[test]
+    fn frames_are_joined_in_order_and_trailers_dropped() {
+        let mut trailers = axum::http::HeaderMap::new();
+        trailers.insert("x-checksum", axum::http::HeaderValue::from_static("1"));
+        let mut body = Declared {
+            frames: [
+                data("he"),
+                data(""),
+                data("llo, "),
+                Frame::trailers(trailers),
+                data("wasmplug"),
+            ]
+            .into(),
+            length: None,
+            polls: 0,
+        };
+        assert_eq!(read(&mut body), "hello, wasmplug");
+        assert_eq!(body.polls, 6, "every frame, then the end");
+
+        let mut empty = Declared {
+            frames: VecDeque::new(),
+            length: Some(0),
+            polls: 0,
+        };
+        assert_eq!(read(&mut empty), "");
+        assert_eq!(empty.polls, 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_cap_is_an_error_the_caller_can_recognise() {
+        let body = Declared {
+            frames: [data("0123456789"), data("0123456789")].into(),
+            length: None,
+            polls: 0,
+        };
+        let error = super::whole_body(http_body_util::Limited::new(body, 15))
+            .await
+            .expect_err("20 bytes against a cap of 15");
+        assert!(error.is::<http_body_util::LengthLimitError>(), "{error}");
+    }
 
     #[test]
     fn results_serialise_as_their_json_values() {

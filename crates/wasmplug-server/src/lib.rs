@@ -44,7 +44,7 @@ mod policy;
 mod registry;
 mod watch;
 
-pub use api::app;
+pub use api::{app, read_body};
 pub use console::CONTENT_SECURITY_POLICY;
 pub use error::ApiError;
 pub use lanes::{Call, Lanes, BACKGROUND_NICE};

@@ -120,10 +120,19 @@ pub fn plugins_out_dir() -> PathBuf {
 /// when that is set (relative to the project root if relative), else under
 /// `<root>/target`.
 pub fn release_binary() -> PathBuf {
+    release_dir().join("wasmplug")
+}
+
+/// The release build of the example `name`, where cargo puts it.
+pub fn release_example(name: &str) -> PathBuf {
+    release_dir().join("examples").join(name)
+}
+
+fn release_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(|dir| project_root().join(dir))
         .unwrap_or_else(|| project_root().join("target"));
-    target.join("release").join("wasmplug")
+    target.join("release")
 }
 
 /// Builds every plugin whose source, header, flags or compiler changed and

@@ -7,6 +7,12 @@
 //! the service's own CPU time (user and system, from `/proc/<pid>/stat`)
 //! around each run: the CPU each request costs the service, which wrk
 //! sharing the cores disturbs less than throughput.
+//!
+//! Beside the service it runs the HTTP floor
+//! (`crates/wasmplug-server/examples/http_floor.rs`): the service's own
+//! serving code with routes that do no plugin work. Its rows show what a
+//! POST with a body costs before any plugin work, against the floor's own
+//! `/healthz`: the ceiling for the `call` route's ratio.
 
 use anyhow::{bail, Context as _};
 use xshell::{cmd, Shell};
@@ -45,62 +51,102 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
     let server = Service::start(sh, plugins.path(), &["--max-concurrent-calls", "256"], &[])?;
 
     let scripts = tempfile::tempdir()?;
-    let call_script = scripts.path().join("call.lua");
-    std::fs::write(
-        &call_script,
-        "wrk.method = \"POST\"\nwrk.body = '{\"args\":[21]}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
-    )?;
-    let counter_script = scripts.path().join("counter.lua");
-    std::fs::write(
-        &counter_script,
-        "wrk.method = \"POST\"\nwrk.body = '{\"args\":[]}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
-    )?;
-    let invoke_script = scripts.path().join("invoke.lua");
-    std::fs::write(&invoke_script, "wrk.method = \"POST\"\nwrk.body = 'hello, wasmplug'\n")?;
+    let call = Post::new(scripts.path(), "call", r#"{"args":[21]}"#, true)?;
+    let counter = Post::new(scripts.path(), "counter", r#"{"args":[]}"#, true)?;
+    let invoke = Post::new(scripts.path(), "invoke", "hello, wasmplug", false)?;
 
-    let base = server.base_url();
-    let cpu = ServiceCpu::new(sh, server.pid())?;
+    let floor = Service::start_http_floor(sh)?;
+    let (base, floor_base) = (server.base_url(), floor.base_url());
+    let (cpu, floor_cpu) = (ServiceCpu::new(sh, server.pid())?, ServiceCpu::new(sh, floor.pid())?);
+    let case = |label, url, post, cpu, baseline| Case {
+        label,
+        url,
+        post,
+        cpu,
+        baseline,
+    };
     let cases = [
-        ("GET /healthz (no plugin, baseline)", format!("{base}/healthz"), None),
-        (
+        case(
+            "GET /healthz (no plugin, baseline)",
+            format!("{base}/healthz"),
+            None,
+            &cpu,
+            0,
+        ),
+        case(
             "POST call process(21)",
             format!("{base}/v1/plugins/process/call/process"),
-            Some(&call_script),
+            Some(&call),
+            &cpu,
+            0,
         ),
-        (
+        case(
             "POST call counter next() (writes memory: a fresh instance per call)",
             format!("{base}/v1/plugins/counter/call/next"),
-            Some(&counter_script),
+            Some(&counter),
+            &cpu,
+            0,
         ),
-        (
+        case(
             "POST invoke upper (15 bytes)",
             format!("{base}/v1/plugins/upper/invoke/upper"),
-            Some(&invoke_script),
+            Some(&invoke),
+            &cpu,
+            0,
+        ),
+        case(
+            "floor: GET /healthz (the floor's baseline)",
+            format!("{floor_base}/healthz"),
+            None,
+            &floor_cpu,
+            FLOOR,
+        ),
+        case(
+            "floor: POST with `call`'s body, not read",
+            format!("{floor_base}/discard"),
+            Some(&call),
+            &floor_cpu,
+            FLOOR,
+        ),
+        case(
+            "floor: POST with `call`'s body, read",
+            format!("{floor_base}/read"),
+            Some(&call),
+            &floor_cpu,
+            FLOOR,
+        ),
+        case(
+            "floor: POST with `call`'s body, read, and two path parameters (`call`'s route without the plugin work)",
+            format!("{floor_base}/read/process/process"),
+            Some(&call),
+            &floor_cpu,
+            FLOOR,
         ),
     ];
     // The machine's speed drifts from second to second, so the cases take
     // turns: a discarded warm-up round, then ROUNDS rounds of every case.
-    // Each case's figures are the median over rounds, and its ratio to
-    // /healthz is the median of the ratios within each round.
+    // Each case's figures are the median over rounds, and its ratio to its
+    // server's /healthz is the median of the ratios within each round.
     let round_seconds = (seconds / ROUNDS).max(1);
-    for (_, url, script) in &cases {
-        wrk(sh, &cpu, url, script.map(|path| path.as_path()), 1, connections)?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    for case in &cases {
+        check_answer(&agent, case)?;
+        wrk(sh, case, 1, connections)?;
     }
     let mut rounds: Vec<Vec<Figures>> = Vec::new();
     for round in 1..=ROUNDS {
         let mut figures = Vec::new();
-        for (label, url, script) in &cases {
-            let run = wrk(
-                sh,
-                &cpu,
-                url,
-                script.map(|path| path.as_path()),
-                round_seconds,
-                connections,
-            )?;
+        for case in &cases {
+            let run = wrk(sh, case, round_seconds, connections)?;
             eprintln!(
-                "round {round}/{ROUNDS} {label}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors, \
-                 service CPU {:.2} µs/request ({:.2} user, {:.2} system)",
+                "round {round}/{ROUNDS} {}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors, \
+                 server CPU {:.2} µs/request ({:.2} user, {:.2} system)",
+                case.label,
                 run.requests_per_second,
                 run.p50_ms,
                 run.p99_ms,
@@ -114,50 +160,70 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
         rounds.push(figures);
     }
     drop(server);
+    drop(floor);
 
+    let header =
+        "| case | requests/s | vs /healthz | p50 | p99 | p99 vs /healthz | server CPU per request (user + system) \
+                  | CPU vs /healthz | errors |\n|---|---|---|---|---|---|---|---|---|\n";
     let mut out = format!(
         "## HTTP load test\n\n`cargo xtask load-test`: wrk, {connections} connections, 2 threads, against the release \
          service on loopback (both share this machine's cores). The cases take turns: {ROUNDS} rounds of {round_seconds} s \
          each after a warm-up round; figures are medians over the rounds, and each ratio is the median of each round's \
          ratio to that round's `/healthz` (throughput, and p99: wrk shares the cores with the service, so p99 is \
-         mostly scheduling, which the ratio takes out). Service CPU is the service process's own CPU time per request \
+         mostly scheduling, which the ratio takes out). Server CPU is the server process's own CPU time per request \
          (user + system, read from `/proc/<pid>/stat` before and after each run, divided by the requests wrk \
-         completed), with its ratio to `/healthz`'s taken the same way.\n\n\
-         | case | requests/s | vs /healthz | p50 | p99 | p99 vs /healthz | service CPU per request (user + system) | CPU vs /healthz | errors |\n\
-         |---|---|---|---|---|---|---|---|---|\n"
+         completed), with its ratio to `/healthz`'s taken the same way.\n\n{header}"
     );
-    let mut call_ratio = None;
-    let mut worst_p99_ratio: f64 = 0.0;
-    for (index, (label, _, _)) in cases.iter().enumerate() {
+    // A case's table row, and its p99 ratio.
+    let row = |index: usize| -> anyhow::Result<(String, f64)> {
+        let Case { label, baseline, .. } = &cases[index];
         let of_case = |field: fn(&Figures) -> f64| median(rounds.iter().map(|round| field(&round[index])));
         let (rate, p50, p99) = (
             of_case(|figures| figures.requests_per_second)?,
             of_case(|figures| figures.p50_ms)?,
             of_case(|figures| figures.p99_ms)?,
         );
-        let ratio = 100.0 * ratio_to_baseline(&rounds, index, |figures| figures.requests_per_second)?;
-        let p99_ratio = ratio_to_baseline(&rounds, index, |figures| figures.p99_ms)?;
+        let ratio = 100.0 * ratio_between(&rounds, index, *baseline, |figures| figures.requests_per_second)?;
+        let p99_ratio = ratio_between(&rounds, index, *baseline, |figures| figures.p99_ms)?;
         let (user, system) = (
             of_case(|figures| figures.user_us)?,
             of_case(|figures| figures.system_us)?,
         );
-        let cpu_ratio = ratio_to_baseline(&rounds, index, Figures::cpu_us)?;
-        if index == CALL {
-            call_ratio = Some(ratio);
-        }
-        worst_p99_ratio = worst_p99_ratio.max(p99_ratio);
+        let cpu_ratio = ratio_between(&rounds, index, *baseline, Figures::cpu_us)?;
         let errors: u64 = rounds.iter().map(|round| round[index].errors).sum();
         eprintln!(
-            "{label}: {rate:.0} req/s ({ratio:.0}% of /healthz), p50 {p50:.3} ms, p99 {p99:.3} ms \
-             ({p99_ratio:.2}x /healthz's), service CPU {user:.2} + {system:.2} µs/request \
+            "{label}: {rate:.0} req/s ({ratio:.0}% of its /healthz), p50 {p50:.3} ms, p99 {p99:.3} ms \
+             ({p99_ratio:.2}x /healthz's), server CPU {user:.2} + {system:.2} µs/request \
              ({cpu_ratio:.2}x /healthz's), {errors} errors"
         );
-        out.push_str(&format!(
+        let line = format!(
             "| {label} | {rate:.0} | {ratio:.0}% | {p50:.3} ms | {p99:.3} ms | {p99_ratio:.2}x | \
              {user:.2} + {system:.2} µs | {cpu_ratio:.2}x | {errors} |\n"
-        ));
+        );
+        Ok((line, p99_ratio))
+    };
+    let mut worst_p99_ratio: f64 = 0.0;
+    for index in 0..FLOOR {
+        let (line, p99_ratio) = row(index)?;
+        out.push_str(&line);
+        worst_p99_ratio = worst_p99_ratio.max(p99_ratio);
     }
-    let call_ratio = call_ratio.context("no `call` case")?;
+    out.push_str(&format!(
+        "\nThe HTTP floor (`crates/wasmplug-server/examples/http_floor.rs`) is the service's own serving code \
+         (`wasmplug_server::serve_router`, and `read_body` for bodies) with routes that do no plugin work, run beside \
+         the service in the same rounds. Its ratios are to its own `/healthz`: what HTTP alone costs a request shaped \
+         like `call`'s, before the plugin lookup, the JSON arguments, the call and the JSON answer.\n\n{header}"
+    ));
+    for index in FLOOR..cases.len() {
+        out.push_str(&row(index)?.0);
+    }
+    let call_ratio = 100.0 * ratio_between(&rounds, CALL, 0, |figures| figures.requests_per_second)?;
+    let floor_ratio = 100.0 * ratio_between(&rounds, FLOOR_CALL, FLOOR, |figures| figures.requests_per_second)?;
+    let plugin_share = 100.0 * ratio_between(&rounds, CALL, FLOOR_CALL, |figures| figures.requests_per_second)?;
+    out.push_str(&format!(
+        "\nWithout any plugin work, `call`'s route shape runs at {floor_ratio:.0}% of `/healthz` on this serving code; \
+         `call` itself keeps {plugin_share:.0}% of that floor's throughput (median of the per-round ratios).\n"
+    ));
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     out.push_str(&format!(
         "\nTargets (median of the per-round ratios): `call` at least 80% of `/healthz` throughput: {call_ratio:.0}%, \
@@ -168,9 +234,70 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
     Ok(out)
 }
 
+/// A route of one server, measured with wrk, and the case its ratios are
+/// taken against: that server's `/healthz`.
+struct Case<'a> {
+    label: &'static str,
+    url: String,
+    /// The POST wrk sends; a GET without one.
+    post: Option<&'a Post>,
+    /// The CPU time of the process that serves `url`.
+    cpu: &'a ServiceCpu,
+    baseline: usize,
+}
+
+/// A POST's body, and the wrk script that sends it.
+struct Post {
+    body: &'static str,
+    json: bool,
+    script: std::path::PathBuf,
+}
+
+impl Post {
+    /// Writes `<dir>/<name>.lua`, which makes wrk POST `body` (as JSON when
+    /// `json`).
+    fn new(dir: &std::path::Path, name: &str, body: &'static str, json: bool) -> anyhow::Result<Post> {
+        let script = dir.join(format!("{name}.lua"));
+        let header = if json {
+            "wrk.headers[\"Content-Type\"] = \"application/json\"\n"
+        } else {
+            ""
+        };
+        std::fs::write(&script, format!("wrk.method = \"POST\"\nwrk.body = '{body}'\n{header}"))?;
+        Ok(Post { body, json, script })
+    }
+}
+
+/// Sends `case`'s request once and requires `200 OK`: no case is timed
+/// while it answers an error (a `404` is quick, and would pass for a fast
+/// route).
+fn check_answer(agent: &ureq::Agent, case: &Case<'_>) -> anyhow::Result<()> {
+    let response = match case.post {
+        None => agent.get(&case.url).call(),
+        Some(post) if post.json => agent
+            .post(&case.url)
+            .header("Content-Type", "application/json")
+            .send(post.body),
+        Some(post) => agent.post(&case.url).send(post.body),
+    }
+    .with_context(|| format!("cannot reach {}", case.url))?;
+    let status = response.status();
+    if status != 200 {
+        let body = response.into_body().read_to_string().unwrap_or_default();
+        bail!("{} answered {status} before timing: {body}", case.url);
+    }
+    Ok(())
+}
+
 /// The index of `POST call process(21)` in the cases, the one with a
 /// throughput target.
 const CALL: usize = 1;
+
+/// The index of the floor's `/healthz`: the floor's cases start here.
+const FLOOR: usize = 4;
+
+/// The index of the floor's route shaped like `call`'s.
+const FLOOR_CALL: usize = 7;
 
 /// How many times each case runs; see [`run`]. Per-round ratios on this
 /// shared 2-core machine swing by ±10% from round to round (the VM's
@@ -180,14 +307,19 @@ const CALL: usize = 1;
 const ROUNDS: u64 = 9;
 
 /// The median over rounds of case `index`'s `field` divided by the same
-/// round's baseline (case 0, `/healthz`). Rounds whose baseline figure is
-/// 0 are left out; with none left it is an error, not a ratio.
-fn ratio_to_baseline(rounds: &[Vec<Figures>], index: usize, field: fn(&Figures) -> f64) -> anyhow::Result<f64> {
+/// round's figure for case `baseline`. Rounds whose baseline figure is 0
+/// are left out; with none left it is an error, not a ratio.
+fn ratio_between(
+    rounds: &[Vec<Figures>],
+    index: usize,
+    baseline: usize,
+    field: fn(&Figures) -> f64,
+) -> anyhow::Result<f64> {
     median(
         rounds
             .iter()
-            .filter(|round| field(&round[0]) > 0.0)
-            .map(|round| field(&round[index]) / field(&round[0])),
+            .filter(|round| field(&round[baseline]) > 0.0)
+            .map(|round| field(&round[index]) / field(&round[baseline])),
     )
 }
 
@@ -264,18 +396,12 @@ fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
 }
 
-fn wrk(
-    sh: &Shell,
-    cpu: &ServiceCpu,
-    url: &str,
-    script: Option<&std::path::Path>,
-    seconds: u64,
-    connections: u32,
-) -> anyhow::Result<Figures> {
+fn wrk(sh: &Shell, case: &Case<'_>, seconds: u64, connections: u32) -> anyhow::Result<Figures> {
+    let Case { url, cpu, .. } = case;
     let duration = format!("{seconds}s");
     let connections = connections.to_string();
-    let script_args: Vec<String> = match script {
-        Some(path) => vec!["-s".into(), path.display().to_string()],
+    let script_args: Vec<String> = match case.post {
+        Some(post) => vec!["-s".into(), post.script.display().to_string()],
         None => Vec::new(),
     };
     let before = cpu.seconds()?;
@@ -362,20 +488,24 @@ mod tests {
             vec![figures(100.0, 0.0), figures(90.0, 1.0)],
             vec![figures(100.0, 2.0), figures(90.0, 3.0)],
         ];
-        let rate = super::ratio_to_baseline(&rounds, 1, |figures| figures.requests_per_second).unwrap();
+        let rate = super::ratio_between(&rounds, 1, 0, |figures| figures.requests_per_second).unwrap();
         assert!((rate - 0.85).abs() < 1e-12, "{rate}");
         // The round whose baseline p99 is 0 is left out.
         assert_eq!(
-            super::ratio_to_baseline(&rounds, 1, |figures| figures.p99_ms).unwrap(),
+            super::ratio_between(&rounds, 1, 0, |figures| figures.p99_ms).unwrap(),
             1.5
         );
         assert_eq!(
-            super::ratio_to_baseline(&rounds, 0, |figures| figures.p99_ms).unwrap(),
+            super::ratio_between(&rounds, 0, 0, |figures| figures.p99_ms).unwrap(),
             1.0
         );
         // With every baseline 0 there is no ratio at all.
         let no_baseline = vec![vec![figures(0.0, 0.0), figures(90.0, 1.0)]];
-        assert!(super::ratio_to_baseline(&no_baseline, 1, |figures| figures.p99_ms).is_err());
+        assert!(super::ratio_between(&no_baseline, 1, 0, |figures| figures.p99_ms).is_err());
+        // Against another case: round by round, case 0 over case 1 (2, 1.25,
+        // 10/9, 10/9), whose median is the mean of 10/9 and 1.25.
+        let inverse = super::ratio_between(&rounds, 0, 1, |figures| figures.requests_per_second).unwrap();
+        assert!((inverse - 85.0 / 72.0).abs() < 1e-12, "{inverse}");
     }
 
     #[test]

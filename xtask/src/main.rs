@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use wasmplug_inspect::ModuleReport;
 use xshell::{cmd, Shell};
-use xtask::{build_plugins, plugins_out_dir, project_root, release_binary};
+use xtask::{build_plugins, plugins_out_dir, project_root, release_binary, release_example};
 
 mod api_fuzz;
 mod bench;

@@ -8,7 +8,7 @@ use std::process::{Child, Command};
 use anyhow::Context as _;
 use xshell::{cmd, Shell};
 
-/// A running `wasmplug serve`.
+/// A running `wasmplug serve` (or the HTTP floor).
 pub struct Service {
     child: Child,
     /// `127.0.0.1:<port>`.
@@ -39,6 +39,25 @@ impl Service {
         for (key, value) in env {
             command.env(key, value);
         }
+        Service::launch(&binary, command)
+    }
+
+    /// Builds and starts the HTTP floor, the reference server of
+    /// `crates/wasmplug-server/examples/http_floor.rs`: the service's
+    /// serving code without plugin work, on a loopback port of its own.
+    pub fn start_http_floor(sh: &Shell) -> anyhow::Result<Service> {
+        cmd!(
+            sh,
+            "cargo build --release --quiet --package wasmplug-server --example http_floor"
+        )
+        .run()?;
+        let binary = crate::release_example("http_floor");
+        let mut command = Command::new(&binary);
+        command.args(["--listen", "127.0.0.1:0"]);
+        Service::launch(&binary, command)
+    }
+
+    fn launch(binary: &Path, command: Command) -> anyhow::Result<Service> {
         let (child, address) = wasmplug_test_support::service::start(command)
             .with_context(|| format!("cannot start {}", binary.display()))?;
         Ok(Service {

@@ -300,12 +300,7 @@ pub async fn serve(
     let address = listener.local_addr()?;
     let grace = config.shutdown_grace;
     let watch = config.watch;
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
-        // Headers past 64 KiB (or more than 100 of them) get 431.
-        .max_header_size(MAX_HEADER_BYTES)
-        .keep_alive(true);
+    let header_timeout = config.header_timeout;
     let state = AppState::new(config)?;
     // Watch a directory before the initial load, so a change made while it
     // runs is not missed; the service announces itself only once both are
@@ -324,8 +319,31 @@ pub async fn serve(
     }
     let _following = following;
     on_bound(address);
-    serve_connections(listener, app(state), &http, shutdown, grace).await;
+    serve_router(listener, app(state), header_timeout, shutdown, grace).await;
     Ok(())
+}
+
+/// Serves `router` on `listener` as [`serve`] serves the API: the same
+/// HTTP/1 settings (`header_timeout` for a request's headers, at most 64
+/// KiB of them, keep-alive) and the same handling of each connection,
+/// until `shutdown` resolves; then the open connections get `grace` to
+/// finish. [`serve`] is this over [`app`]; a reference server for
+/// measurements (`examples/http_floor.rs`) is this over its own routes, so
+/// what it measures is the serving the service does.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    header_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        // Headers past 64 KiB (or more than 100 of them) get 431.
+        .max_header_size(MAX_HEADER_BYTES)
+        .keep_alive(true);
+    serve_connections(listener, router, &http, shutdown, grace).await;
 }
 
 /// The request line and headers a client may send.

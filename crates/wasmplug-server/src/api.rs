@@ -555,13 +555,6 @@ enum Work {
 }
 
 impl Work {
-    async fn run_async(self, plugin: &Plugin) -> Result<CallOutcome, RuntimeError> {
-        match self {
-            Work::Call { function, args } => plugin.call_async(&function, &args).await,
-            Work::Invoke { function, input } => plugin.invoke_async(&function, input).await,
-        }
-    }
-
     fn run(self, plugin: &Plugin) -> Result<CallOutcome, RuntimeError> {
         match self {
             Work::Call { function, args } => plugin.call(&function, &args),
@@ -603,12 +596,11 @@ async fn run_call(
         // function (a WASI sleep): past its timeout and a grace, the call
         // is dropped, and its instance with it.
         let limit = plugin.config().limits.call_timeout;
-        let call = Box::pin(async move {
-            let result = work.run_async(&plugin).await;
-            drop(permit);
-            result
-        });
-        match state.lanes.run(call, started + limit + HOST_CALL_GRACE).await {
+        match state
+            .lanes
+            .run(boxed(work, plugin, permit), started + limit + HOST_CALL_GRACE)
+            .await
+        {
             Some(result) => result,
             None => Err(RuntimeError::Timeout { limit }),
         }
@@ -631,6 +623,32 @@ async fn run_call(
             Ok(outcome)
         }
         Err(error) => Err(record(slot, error)),
+    }
+}
+
+/// `work` on `plugin` as a future for the lanes, releasing `permit` when
+/// it ends. Made here, outside [`run_call`]: an async block built inside an
+/// async function takes room in that function's own future even once it is
+/// boxed, and there it made every call request's future 2.4 KiB instead of
+/// 0.4 (axum boxes that one too; past 1 KiB an allocation skips glibc's
+/// per-thread cache). Each kind of work gets a future of its own, holding
+/// only what it needs.
+fn boxed(
+    work: Work,
+    plugin: Arc<Plugin>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> crate::lanes::Call<Result<CallOutcome, RuntimeError>> {
+    match work {
+        Work::Call { function, args } => Box::pin(async move {
+            let result = plugin.call_async(&function, &args).await;
+            drop(permit);
+            result
+        }),
+        Work::Invoke { function, input } => Box::pin(async move {
+            let result = plugin.invoke_async(&function, input).await;
+            drop(permit);
+            result
+        }),
     }
 }
 

@@ -118,11 +118,9 @@ pub async fn read_body(
 
 /// `body`'s data, read until the body ends: at its last frame, or as soon
 /// as the body reports that nothing more can come (`is_end_stream`: all of
-/// a declared `Content-Length` has arrived). hyper reports that end as a
-/// frame of its own only once the connection's task has run again, a
-/// second round of its polls per request, which the usual one-frame body
-/// never waits for here. One data frame is returned as it is, without a
-/// copy. Trailers are dropped.
+/// a declared `Content-Length` has arrived), without asking hyper for the
+/// end-of-body it reports separately. One data frame is returned as it is,
+/// without a copy or a list of buffers. Trailers are dropped.
 async fn whole_body<B>(body: B) -> Result<Bytes, B::Error>
 where
     B: axum::body::HttpBody<Data = Bytes> + Unpin,

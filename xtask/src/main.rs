@@ -203,9 +203,14 @@ fn ensure_wasmsign2(sh: &Shell) -> anyhow::Result<()> {
 /// What `.ci/run` runs, in order of how fast each step fails.
 fn ci(sh: &Shell) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    // A clean clone builds everything once: incremental state would only
+    // add about 2 GB to the build's disk.
+    let _incremental = sh.push_env("CARGO_INCREMENTAL", "0");
+    report_free_disk(sh, "before building");
     build_plugins().context("building the plugins")?;
     cmd!(sh, "cargo fmt --all -- --check").run()?;
     cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
+    report_free_disk(sh, "after clippy");
     ensure_wasmsign2(sh).context("installing the wasmsign2 CLI (the signature interoperation test)")?;
     // The replicas' tests start nats-server; tests install nothing.
     xtask::ensure_nats_server().context("installing nats-server (the replicas' tests)")?;
@@ -219,6 +224,7 @@ fn ci(sh: &Shell) -> anyhow::Result<()> {
         let _backtrace = sh.push_env("RUST_BACKTRACE", "1");
         cmd!(sh, "cargo test --workspace").run()?;
     }
+    report_free_disk(sh, "after the tests");
     // Half a minute of mixed traffic, hostile plugins included, against the
     // release build: any failed healthy call or 5xx fails CI.
     println!("{}", soak::run(sh, 0.5).context("the short soak")?);
@@ -248,6 +254,22 @@ fn ci(sh: &Shell) -> anyhow::Result<()> {
         "cargo clippy --manifest-path fuzz/Cargo.toml --target-dir target --no-default-features --all-targets -- -D warnings"
     )
     .run()?;
+    report_free_disk(sh, "at the end");
     eprintln!("ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// Prints how much disk is free where the build writes, so that a CI run
+/// that runs out of it shows how close each step came. It decides nothing:
+/// a failed reading is printed as such.
+fn report_free_disk(sh: &Shell, when: &str) {
+    let target = xtask::project_root().join("target");
+    let at = if target.exists() { target } else { xtask::project_root() };
+    match cmd!(sh, "df --human-readable --output=avail {at}").quiet().read() {
+        Ok(out) => match out.lines().nth(1) {
+            Some(avail) => eprintln!("ci: {} free on the disk of {} ({when})", avail.trim(), at.display()),
+            None => eprintln!("ci: df printed no reading for {} ({when}): {out:?}", at.display()),
+        },
+        Err(err) => eprintln!("ci: could not read the free disk ({when}): {err}"),
+    }
 }

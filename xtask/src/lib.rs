@@ -129,10 +129,27 @@ pub fn release_example(name: &str) -> PathBuf {
 }
 
 fn release_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    target_dir().join("release")
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR` when that is set (relative to
+/// the project root if relative), else `<root>/target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(|dir| project_root().join(dir))
-        .unwrap_or_else(|| project_root().join("target"));
-    target.join("release")
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
+/// A blocking HTTP client for the service on loopback: no proxy, an error
+/// status is an answer to read rather than an error, and every request
+/// ends within `timeout`.
+pub fn loopback_agent(timeout: std::time::Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
 }
 
 /// Builds every plugin whose source, header, flags or compiler changed and

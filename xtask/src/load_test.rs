@@ -128,12 +128,7 @@ pub fn run(sh: &Shell, seconds: u64, connections: u32) -> anyhow::Result<String>
     // Each case's figures are the median over rounds, and its ratio to its
     // server's /healthz is the median of the ratios within each round.
     let round_seconds = (seconds / ROUNDS).max(1);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .timeout_global(Some(std::time::Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = xtask::loopback_agent(std::time::Duration::from_secs(10));
     for case in &cases {
         check_answer(&agent, case)?;
         wrk(sh, case, 1, connections)?;

@@ -263,7 +263,7 @@ fn ci(sh: &Shell) -> anyhow::Result<()> {
 /// that runs out of it shows how close each step came. It decides nothing:
 /// a failed reading is printed as such.
 fn report_free_disk(sh: &Shell, when: &str) {
-    let target = xtask::project_root().join("target");
+    let target = xtask::target_dir();
     let at = if target.exists() { target } else { xtask::project_root() };
     match cmd!(sh, "df --human-readable --output=avail {at}").quiet().read() {
         Ok(out) => match out.lines().nth(1) {

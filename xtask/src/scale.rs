@@ -151,12 +151,7 @@ fn start(plugins: &Path) -> anyhow::Result<(Service, Reading)> {
 /// own gauge says so). Returns (before, during).
 fn in_flight(service: &Service, plugins: &Path) -> anyhow::Result<(Memory, Memory)> {
     let idle = Memory::of(service)?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .timeout_global(Some(Duration::from_millis(NAP_MS) * 4))
-        .build()
-        .into();
+    let agent = xtask::loopback_agent(Duration::from_millis(NAP_MS) * 4);
     // The directory watcher picks the new plugin up; the manifest lets a
     // call outlive the nap.
     std::fs::write(

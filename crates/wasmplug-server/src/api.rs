@@ -121,11 +121,10 @@ pub async fn read_body(
 /// a declared `Content-Length` has arrived), without asking hyper for the
 /// end-of-body it reports separately. One data frame is returned as it is,
 /// without a copy or a list of buffers. Trailers are dropped.
-async fn whole_body<B>(body: B) -> Result<Bytes, B::Error>
+async fn whole_body<B>(mut body: B) -> Result<Bytes, B::Error>
 where
     B: axum::body::HttpBody<Data = Bytes> + Unpin,
 {
-    let mut body = body;
     let mut first = Bytes::new();
     let mut joined: Option<bytes::BytesMut> = None;
     while !body.is_end_stream() {

@@ -21,12 +21,7 @@ pub(super) struct Reply {
 
 impl Client {
     pub(super) fn new(base: &str, token: &str) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        let agent = xtask::loopback_agent(Duration::from_secs(30));
         Client {
             agent,
             base: base.to_owned(),
